@@ -1,0 +1,70 @@
+"""Shared fixtures: three personas (alice and bob have mailboxes, charlie is a stranger)."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+
+from pecmail.mail import services as mail_services
+from pecmail.mail.models import Mailbox
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery(settings):
+    """Tasks run inline unless a test starts a real worker."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from pecmail.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Each test writes raw messages and keys under its own temporary directory."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_leak():
+    """allauth's rate limits live in the cache: start every test with an empty one."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+def make_mailbox(local: str, name: str) -> Mailbox:
+    return mail_services.mailbox_create(
+        address=f"{local}@{django_settings.PEC_DOMAIN}", password=PASSWORD, display_name=name
+    )
+
+
+@pytest.fixture
+def alice(db) -> Mailbox:
+    return make_mailbox("alice", "Alice Rossi")
+
+
+@pytest.fixture
+def bob(db) -> Mailbox:
+    return make_mailbox("bob", "Bob Bianchi")
+
+
+@pytest.fixture
+def charlie(db) -> Mailbox:
+    return make_mailbox("charlie", "Charlie Neri")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice.owner)
+    return client
+
+
+@pytest.fixture
+def charlie_client(client, charlie):
+    client.force_login(charlie.owner)
+    return client
