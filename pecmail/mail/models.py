@@ -67,3 +67,189 @@ class Folder(models.Model):
     @property
     def display_name(self) -> str:
         return str(self.Role(self.role).label) if self.role != self.Role.USER else self.name
+
+
+class Message(models.Model):
+    """One message in one mailbox folder: parsed metadata, flags and a pointer to its raw bytes.
+
+    The raw bytes live byte-exact in Django default storage (``storage.raw_get(raw_sha256)``);
+    nothing here is ever serialised back into a message.
+    """
+
+    class Kind(models.TextChoices):
+        ORDINARY = "ordinary", _("Ordinary message")
+        CERTIFIED = "posta-certificata", _("Certified message")
+        ANOMALY = "anomalia", _("Anomaly")
+        ACCEPTANCE = "accettazione", _("Acceptance receipt")
+        NON_ACCEPTANCE = "non-accettazione", _("Non-acceptance notice")
+        TAKE_CHARGE = "presa-in-carico", _("Take-charge receipt")
+        DELIVERY = "avvenuta-consegna", _("Delivery receipt")
+        DELIVERY_ERROR = "errore-consegna", _("Non-delivery notice")
+        TIMEOUT = "preavviso-errore-consegna", _("Delivery delay warning")
+        VIRUS_DETECTION = "rilevazione-virus", _("Virus detection notice")
+        SUBMITTED = "submitted", _("Sent message")
+
+    class ReceiptType(models.TextChoices):
+        NONE = "", _("None")
+        COMPLETE = "completa", _("Complete")
+        SHORT = "breve", _("Short")
+        SYNTHETIC = "sintetica", _("Synthetic")
+
+    class Submission(models.TextChoices):
+        """Where a Sent copy is in the pipeline (empty for every other message)."""
+
+        NONE = "", _("Not a submission")
+        PENDING = "pending", _("Waiting for acceptance")
+        ACCEPTED = "accepted", _("Accepted")
+        REFUSED = "refused", _("Not accepted")
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    raw_sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    subject = models.TextField(_("subject"), blank=True)
+    from_address = models.CharField(_("from"), max_length=320, blank=True)
+    from_name = models.CharField(max_length=320, blank=True)
+    to_addresses = models.JSONField(default=list, blank=True)
+    cc_addresses = models.JSONField(default=list, blank=True)
+    date = models.DateTimeField(_("date"))
+    message_id = models.CharField(max_length=998, blank=True)
+    pec_id = models.CharField(max_length=255, blank=True, db_index=True)
+    client_msgid = models.CharField(max_length=998, blank=True)
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices, default=Kind.ORDINARY)
+    receipt_type = models.CharField(max_length=10, choices=ReceiptType.choices, blank=True, default="")
+    seen = models.BooleanField(_("read"), default=False)
+    flagged = models.BooleanField(_("flagged"), default=False)
+    priority_high = models.BooleanField(_("high priority"), default=False)
+    confidential = models.BooleanField(_("confidential"), default=False)
+    attachment_count = models.PositiveIntegerField(default=0)
+    has_html = models.BooleanField(default=False)
+    preview = models.CharField(max_length=200, blank=True)
+    signature_valid = models.BooleanField(null=True, blank=True)
+    signer_provider = models.CharField(max_length=200, blank=True)
+    certified_data = models.JSONField(default=dict, blank=True)
+    # For a receipt or notice: the user's sent message it certifies (the UI folds it there).
+    related = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="receipts"
+    )
+    # For a per-recipient receipt: the recipient it is about ("" for acceptance and the like).
+    recipient = models.CharField(max_length=320, blank=True)
+    # Sent copies only: the submission as the client asked for it, and the pipeline's state.
+    rcpt_addresses = models.JSONField(null=True, blank=True)
+    bcc_addresses = models.JSONField(default=list, blank=True)
+    submission_state = models.CharField(
+        max_length=10, choices=Submission.choices, blank=True, default=Submission.NONE
+    )
+    envelope_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        indexes = [models.Index(fields=["folder", "-date", "-id"], name="message_folder_keyset")]
+        constraints = [
+            # One acceptance per submission, one receipt per message × recipient × kind.
+            models.UniqueConstraint(
+                fields=["related", "kind", "recipient"],
+                condition=models.Q(related__isnull=False),
+                name="message_one_receipt_per_kind",
+            ),
+            # One delivery of a certified message per recipient mailbox.
+            models.UniqueConstraint(
+                fields=["mailbox", "pec_id"],
+                condition=models.Q(kind="posta-certificata") & ~models.Q(pec_id=""),
+                name="message_one_delivery_per_mailbox",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox.address}: {self.subject or '(no subject)'}"
+
+    @property
+    def is_receipt(self) -> bool:
+        return self.kind not in (self.Kind.ORDINARY, self.Kind.CERTIFIED, self.Kind.SUBMITTED)
+
+
+class Delivery(models.Model):
+    """One recipient of a sent message, and how far its delivery got."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Accepted, waiting")
+        DELIVERED = "delivered", _("Delivered")
+        ERROR = "error", _("Not delivered")
+        TIMEOUT = "timeout", _("Timed out")
+
+    class Header(models.TextChoices):
+        TO = "to", _("To")
+        CC = "cc", _("Cc")
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.CharField(_("recipient"), max_length=320)
+    header = models.CharField(max_length=2, choices=Header.choices, default=Header.TO)
+    certified = models.BooleanField(_("certified"), default=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    taken_in_charge_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    receipt = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["message", "recipient"], name="delivery_one_per_recipient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.state}"
+
+
+class Draft(models.Model):
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="drafts")
+    to = models.TextField(_("To"), blank=True)
+    cc = models.TextField(_("Cc"), blank=True)
+    subject = models.TextField(_("Subject"), blank=True)
+    body_html = models.TextField(blank=True)
+    body_text = models.TextField(blank=True)
+    is_html = models.BooleanField(default=True)
+    priority_high = models.BooleanField(_("Priority"), default=False)
+    confidential = models.BooleanField(_("Confidential"), default=False)
+    receipt_type = models.CharField(
+        _("Receipt type"),
+        max_length=10,
+        choices=[c for c in Message.ReceiptType.choices if c[0]],
+        default=Message.ReceiptType.COMPLETE,
+    )
+    in_reply_to = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    forward_of = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        verbose_name = _("draft")
+        verbose_name_plural = _("drafts")
+
+    def __str__(self) -> str:
+        return self.subject or str(_("(no subject)"))
+
+
+class DraftAttachment(models.Model):
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="drafts/")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
