@@ -8,14 +8,26 @@ are never re-serialised; ``verify`` checks a received message strictly and never
 from __future__ import annotations
 
 import base64
+import binascii
+import datetime as dt
+import hashlib
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
 
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from pecmail.certification.pki import ProviderIdentity
+from pecmail.certification.trust import TrustedProvider, TrustStore, certificate_sha1
 
 CRLF = b"\r\n"
 SIGNATURE_PROTOCOL = "application/x-pkcs7-signature"
@@ -111,3 +123,504 @@ def build_signed_message(
     out += _base64_lines(signature)
     out += CRLF + delimiter + b"--" + CRLF
     return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------
+
+SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature"})
+# A PEC signature holds one signer certificate and a few attributes: anything bigger is hostile.
+MAX_SIGNATURE_BYTES = 1024 * 1024
+MAX_DER_DEPTH = 32
+MAX_NESTED_PARTS = 200
+ACCEPTED_DIGESTS = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512"})
+WEAK_DIGESTS = frozenset({"md5", "md2", "md4"})
+
+
+class Problem:
+    """The names of the reasons a signature is not signed/valid/trusted (``SignatureResult.problems``)."""
+
+    NOT_SIGNED = "not-signed"
+    NOT_TOP_LEVEL = "signature-not-top-level"
+    MALFORMED_MIME = "malformed-mime"
+    DUPLICATE_CONTENT_TYPE = "duplicate-content-type"
+    NO_BOUNDARY = "missing-boundary"
+    PROTOCOL = "unsupported-protocol"
+    PART_COUNT = "multipart-signed-part-count"
+    UNCLOSED = "multipart-signed-not-closed"
+    TRAILING_DATA = "data-after-multipart-signed"
+    SIGNATURE_PART_TYPE = "signature-part-type"
+    SIGNATURE_ENCODING = "signature-encoding"
+    SIGNATURE_TOO_LARGE = "signature-too-large"
+    ASN1_TOO_DEEP = "asn1-too-deep"
+    ASN1_MALFORMED = "asn1-malformed"
+    NOT_SIGNED_DATA = "cms-not-signed-data"
+    ECONTENT_TYPE = "cms-encapsulated-type-not-data"
+    ECONTENT_PRESENT = "econtent-present"
+    NO_SIGNER = "no-signer"
+    MULTIPLE_SIGNERS = "multiple-signers"
+    WEAK_DIGEST = "weak-digest-algorithm"
+    UNSUPPORTED_DIGEST = "unsupported-digest-algorithm"
+    NO_SIGNED_ATTRIBUTES = "signed-attributes-missing"
+    DUPLICATE_ATTRIBUTE = "duplicate-signed-attribute"
+    CONTENT_TYPE_MISSING = "content-type-attribute-missing"
+    CONTENT_TYPE_MISMATCH = "content-type-attribute-mismatch"
+    DIGEST_MISSING = "message-digest-attribute-missing"
+    DIGEST_MISMATCH = "message-digest-mismatch"
+    CERTIFICATE_MISSING = "signer-certificate-missing"
+    CERTIFICATE_MALFORMED = "signer-certificate-malformed"
+    UNSUPPORTED_SIGNATURE = "unsupported-signature-algorithm"
+    BAD_SIGNATURE = "signature-invalid"
+    NOT_IN_TRUST_STORE = "signer-not-in-trust-store"
+    EXPIRED = "certificate-expired"
+    NOT_YET_VALID = "certificate-not-yet-valid"
+    KEY_USAGE = "signer-key-usage"
+    NO_CHAIN = "certificate-chain-not-trusted"
+
+
+@dataclass
+class SignatureResult:
+    signed: bool = False
+    valid: bool = False
+    trusted: bool = False
+    signer: x509.Certificate | None = None
+    signer_sha1: str | None = None
+    digest_algorithm: str | None = None
+    signed_entity: bytes | None = None
+    provider: TrustedProvider | None = None
+    problems: list[str] = field(default_factory=list)
+    # Extras: when the signer says it signed, and whether only the CRLF form of the entity matched.
+    signing_time: dt.datetime | None = None
+    canonicalised: bool = False
+    certificates: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def signer_addresses(self) -> list[str]:
+        return certificate_addresses(self.signer) if self.signer is not None else []
+
+    def to_json(self) -> dict:
+        return {
+            "signed": self.signed,
+            "valid": self.valid,
+            "trusted": self.trusted,
+            "signer": self.signer.subject.rfc4514_string() if self.signer is not None else None,
+            "signer_sha1": self.signer_sha1,
+            "signer_addresses": self.signer_addresses,
+            "digest_algorithm": self.digest_algorithm,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "provider": self.provider.name if self.provider is not None else None,
+            "problems": list(self.problems),
+        }
+
+
+def certificate_addresses(cert: x509.Certificate) -> list[str]:
+    """Return the rfc822Name addresses of a certificate's subjectAltName (lower-case)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return [address.lower() for address in san.get_values_for_type(x509.RFC822Name)]
+
+
+class _Invalid(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_WSP = re.compile(rb"[ \t\r\n]+")
+
+
+def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
+    """Split a MIME entity into its header block and body (the body may be empty)."""
+    if entity.startswith((b"\r\n", b"\n")):
+        return b"", entity[2 if entity.startswith(b"\r\n") else 1 :]
+    match = _HEADER_END.search(entity)
+    if match is None:
+        return entity, b""
+    return entity[: match.start()], entity[match.end() :]
+
+
+def _parse_headers(block: bytes) -> Message:
+    return BytesParser(policy=compat32).parsebytes(block + b"\n\n", headersonly=True)
+
+
+def _split_multipart(body: bytes, boundary: str) -> tuple[list[bytes], bool, bytes]:
+    """Return the parts of a multipart body, whether it was closed, and the epilogue."""
+    delimiter = re.compile(
+        rb"(?:\A|\r?\n)--" + re.escape(boundary.encode("latin-1")) + rb"(--)?[ \t]*(?:\r?\n|\Z)"
+    )
+    parts: list[bytes] = []
+    start: int | None = None
+    for match in delimiter.finditer(body):
+        if start is not None:
+            parts.append(body[start : match.start()])
+        if match.group(1):
+            return parts, True, body[match.end() :]
+        start = match.end()
+        if len(parts) > MAX_NESTED_PARTS:
+            break
+    if start is not None:
+        parts.append(body[start:])
+    return parts, False, b""
+
+
+def _der_check(data: bytes) -> None:
+    """Walk the TLV structure iteratively: reject nesting deeper than MAX_DER_DEPTH or bad lengths."""
+    ends: list[int | None] = []  # end offsets of open constructed values (None = indefinite length)
+    pos, size = 0, len(data)
+    while True:
+        while ends and ends[-1] is not None and pos == ends[-1]:
+            ends.pop()
+        if pos >= size:
+            break
+        if pos + 2 > size:
+            raise _Invalid(Problem.ASN1_MALFORMED)
+        tag = data[pos]
+        pos += 1
+        if tag == 0 and data[pos] == 0 and ends and ends[-1] is None:
+            pos += 1
+            ends.pop()
+            continue
+        if tag & 0x1F == 0x1F:
+            while pos < size and data[pos] & 0x80:
+                pos += 1
+            pos += 1
+        if pos >= size:
+            raise _Invalid(Problem.ASN1_MALFORMED)
+        first = data[pos]
+        pos += 1
+        constructed = bool(tag & 0x20)
+        if first == 0x80:
+            if not constructed:
+                raise _Invalid(Problem.ASN1_MALFORMED)
+            length = None
+        elif first & 0x80:
+            count = first & 0x7F
+            if count > 4 or pos + count > size:
+                raise _Invalid(Problem.ASN1_MALFORMED)
+            length = int.from_bytes(data[pos : pos + count], "big")
+            pos += count
+        else:
+            length = first
+        end = None if length is None else pos + length
+        parent_end = next((e for e in reversed(ends) if e is not None), size)
+        if end is not None and end > parent_end:
+            raise _Invalid(Problem.ASN1_MALFORMED)
+        if constructed:
+            ends.append(end)
+            if len(ends) > MAX_DER_DEPTH:
+                raise _Invalid(Problem.ASN1_TOO_DEEP)
+        else:
+            pos = end  # type: ignore[assignment]
+    if ends:
+        raise _Invalid(Problem.ASN1_MALFORMED)
+
+
+def _canonical(entity: bytes) -> bytes:
+    return _BARE_LF.sub(b"\r\n", entity)
+
+
+def _hash_algorithm(name: str) -> hashes.HashAlgorithm:
+    return {
+        # SHA-1 digests are what real PEC providers still sign with (SPEC §4.2): verify only.
+        "sha1": hashes.SHA1(),  # noqa: S303
+        "sha224": hashes.SHA224(),
+        "sha256": hashes.SHA256(),
+        "sha384": hashes.SHA384(),
+        "sha512": hashes.SHA512(),
+    }[name]
+
+
+def _find_signed_part(raw: bytes, depth: int = 0) -> bool:
+    """True if a multipart/signed or a detached signature hides inside a multipart (not rfc822)."""
+    if depth > 20:
+        return False
+    headers_block, body = _split_entity(raw)
+    headers = _parse_headers(headers_block)
+    ctype = headers.get_content_type()
+    if ctype == "multipart/signed" or ctype in SIGNATURE_TYPES:
+        return True
+    if not ctype.startswith("multipart/"):
+        return False
+    boundary = headers.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        return False
+    parts, _, _ = _split_multipart(body, boundary)
+    return any(_find_signed_part(part, depth + 1) for part in parts[:MAX_NESTED_PARTS])
+
+
+def _decode_signature(part: bytes) -> bytes:
+    headers_block, body = _split_entity(part)
+    headers = _parse_headers(headers_block)
+    if headers.get_content_type() not in SIGNATURE_TYPES:
+        raise _Invalid(Problem.SIGNATURE_PART_TYPE)
+    # base64 costs 4/3: bound the encoded size before decoding anything.
+    if len(body) > MAX_SIGNATURE_BYTES * 2:
+        raise _Invalid(Problem.SIGNATURE_TOO_LARGE)
+    encoding = (headers.get("Content-Transfer-Encoding") or "").strip().lower()
+    if encoding == "base64":
+        try:
+            der = base64.b64decode(_WSP.sub(b"", body), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _Invalid(Problem.SIGNATURE_ENCODING) from exc
+    elif encoding in ("binary", ""):
+        der = body
+    else:
+        raise _Invalid(Problem.SIGNATURE_ENCODING)
+    if len(der) > MAX_SIGNATURE_BYTES:
+        raise _Invalid(Problem.SIGNATURE_TOO_LARGE)
+    if not der:
+        raise _Invalid(Problem.SIGNATURE_ENCODING)
+    return der
+
+
+def _signer_certificate(
+    signer: cms.SignerInfo, certificates: list[cms.CertificateChoices]
+) -> x509.Certificate:
+    sid = signer["sid"]
+    for choice in certificates:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        if sid.name == "issuer_and_serial_number":
+            match = (
+                cert.issuer == sid.chosen["issuer"]
+                and cert.serial_number == sid.chosen["serial_number"].native
+            )
+        else:
+            match = cert.key_identifier == sid.chosen.native
+        if match:
+            try:
+                return x509.load_der_x509_certificate(cert.dump())
+            except ValueError as exc:
+                raise _Invalid(Problem.CERTIFICATE_MALFORMED) from exc
+    raise _Invalid(Problem.CERTIFICATE_MISSING)
+
+
+def _check_signature(
+    signer: cms.SignerInfo, cert: x509.Certificate, signed_attrs_der: bytes, digest: str
+) -> None:
+    public_key = cert.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise _Invalid(Problem.UNSUPPORTED_SIGNATURE)
+    algorithm = signer["signature_algorithm"]
+    name = algorithm["algorithm"].native
+    signature = signer["signature"].native
+    try:
+        if name == "rsassa_pss":
+            params = algorithm["parameters"]
+            pss_hash = params["hash_algorithm"]["algorithm"].native
+            if pss_hash != digest:
+                raise _Invalid(Problem.UNSUPPORTED_SIGNATURE)
+            pad: padding.AsymmetricPadding = padding.PSS(
+                mgf=padding.MGF1(
+                    _hash_algorithm(params["mask_gen_algorithm"]["parameters"]["algorithm"].native)
+                ),
+                salt_length=params["salt_length"].native,
+            )
+        elif name == "rsassa_pkcs1v15" or name == f"{digest}_rsa":
+            pad = padding.PKCS1v15()
+        else:
+            raise _Invalid(Problem.UNSUPPORTED_SIGNATURE)
+        public_key.verify(signature, signed_attrs_der, pad, _hash_algorithm(digest))
+    except InvalidSignature as exc:
+        raise _Invalid(Problem.BAD_SIGNATURE) from exc
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _Invalid(Problem.UNSUPPORTED_SIGNATURE) from exc
+
+
+def _verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> None:
+    """Check the detached SignedData ``der`` over ``entity``; fill ``result``; raise _Invalid."""
+    _der_check(der)
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise _Invalid(Problem.NOT_SIGNED_DATA)
+        signed = info["content"]
+        encap = signed["encap_content_info"]
+        if encap["content_type"].native != "data":
+            raise _Invalid(Problem.ECONTENT_TYPE)
+        if encap["content"].native is not None:
+            raise _Invalid(Problem.ECONTENT_PRESENT)
+        signers = list(signed["signer_infos"])
+        if not signers:
+            raise _Invalid(Problem.NO_SIGNER)
+        if len(signers) > 1:
+            raise _Invalid(Problem.MULTIPLE_SIGNERS)
+        signer = signers[0]
+        digest = signer["digest_algorithm"]["algorithm"].native
+        result.digest_algorithm = digest
+        if digest in WEAK_DIGESTS:
+            raise _Invalid(Problem.WEAK_DIGEST)
+        if digest not in ACCEPTED_DIGESTS:
+            raise _Invalid(Problem.UNSUPPORTED_DIGEST)
+        certificates = list(signed["certificates"] or [])
+        cert = _signer_certificate(signer, certificates)
+        result.signer = cert
+        result.signer_sha1 = certificate_sha1(cert)
+        result.certificates = tuple(
+            x509.load_der_x509_certificate(c.chosen.dump()) for c in certificates if c.name == "certificate"
+        )
+        attrs = signer["signed_attrs"]
+        if not attrs:
+            raise _Invalid(Problem.NO_SIGNED_ATTRIBUTES)
+        by_type: dict[str, list] = {}
+        for attr in attrs:
+            by_type.setdefault(attr["type"].dotted, []).append(attr["values"])
+        if any(len(v) > 1 for v in by_type.values()):
+            raise _Invalid(Problem.DUPLICATE_ATTRIBUTE)
+        content_type = by_type.get("1.2.840.113549.1.9.3")
+        if not content_type:
+            raise _Invalid(Problem.CONTENT_TYPE_MISSING)
+        if len(content_type[0]) != 1 or content_type[0][0].native != "data":
+            raise _Invalid(Problem.CONTENT_TYPE_MISMATCH)
+        message_digest = by_type.get("1.2.840.113549.1.9.4")
+        if not message_digest or len(message_digest[0]) != 1:
+            raise _Invalid(Problem.DIGEST_MISSING)
+        expected = message_digest[0][0].native
+        signing_time = by_type.get("1.2.840.113549.1.9.5")
+        if signing_time and len(signing_time[0]) == 1:
+            result.signing_time = signing_time[0][0].native
+        # The digest of the entity as received first; S/MIME signs the CRLF form, which a relay may have lost.
+        if hashlib.new(digest, entity).digest() != expected:
+            canonical = _canonical(entity)
+            if canonical == entity or hashlib.new(digest, canonical).digest() != expected:
+                raise _Invalid(Problem.DIGEST_MISMATCH)
+            result.canonicalised = True
+        # The signature covers the DER of the attributes as a SET OF (tag 0x31), not as [0] IMPLICIT.
+        signed_attrs_der = b"\x31" + attrs.dump()[1:]
+    except _Invalid:
+        raise
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
+        raise _Invalid(Problem.ASN1_MALFORMED) from exc
+    _check_signature(signer, cert, signed_attrs_der, digest)
+
+
+def _check_trust(result: SignatureResult, trust: TrustStore, at: dt.datetime) -> list[str]:
+    cert = result.signer
+    assert cert is not None
+    problems: list[str] = []
+    result.provider = trust.provider_for_certificate(cert)
+    if result.provider is None:
+        problems.append(Problem.NOT_IN_TRUST_STORE)
+    if at < cert.not_valid_before_utc:
+        problems.append(Problem.NOT_YET_VALID)
+    if at > cert.not_valid_after_utc:
+        problems.append(Problem.EXPIRED)
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        if not (usage.digital_signature or usage.content_commitment):
+            problems.append(Problem.KEY_USAGE)
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        problems.append(Problem.KEY_USAGE)
+    if trust.anchors and not _chains_to_anchor(cert, result.certificates, trust.anchors, at):
+        problems.append(Problem.NO_CHAIN)
+    return problems
+
+
+def _chains_to_anchor(
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    at: dt.datetime,
+) -> bool:
+    current = cert
+    for _ in range(6):
+        for anchor in anchors:
+            if anchor == current:
+                return True
+            if _issued_by(current, anchor, at):
+                return True
+        issuer = next((c for c in intermediates if c != current and _issued_by(current, c, at)), None)
+        if issuer is None:
+            return False
+        current = issuer
+    return False
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime) -> bool:
+    if cert.issuer != issuer.subject or not (issuer.not_valid_before_utc <= at <= issuer.not_valid_after_utc):
+        return False
+    try:
+        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    if not constraints.ca:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def verify(raw: bytes, *, trust: TrustStore, at: dt.datetime | None = None) -> SignatureResult:
+    """Check the S/MIME signature of a whole received message, strictly; never raises.
+
+    ``valid``: the top-level entity is a ``multipart/signed`` with exactly the signed part and
+    one detached CMS SignedData whose single signer signed, with SHA-1/SHA-2, the bytes of the
+    first part as received (or their CRLF canonical form). ``trusted``: valid, the signer
+    certificate is listed in ``trust`` and is valid at ``at`` (default: now).
+    """
+    result = SignatureResult()
+    try:
+        _verify(raw, trust=trust, at=at or dt.datetime.now(dt.UTC), result=result)
+    except _Invalid as exc:
+        result.problems.append(exc.problem)
+    except Exception:  # noqa: BLE001 — hostile input must never crash the caller
+        result.problems.append(Problem.MALFORMED_MIME)
+    return result
+
+
+def _verify(raw: bytes, *, trust: TrustStore, at: dt.datetime, result: SignatureResult) -> None:
+    if at.tzinfo is None:
+        raise ValueError("at must be an aware datetime")
+    headers_block, body = _split_entity(raw)
+    headers = _parse_headers(headers_block)
+    if len(headers.get_all("Content-Type") or []) > 1:
+        result.signed = True
+        raise _Invalid(Problem.DUPLICATE_CONTENT_TYPE)
+    if headers.get_content_type() != "multipart/signed":
+        if _find_signed_part(raw):
+            result.signed = True
+            raise _Invalid(Problem.NOT_TOP_LEVEL)
+        raise _Invalid(Problem.NOT_SIGNED)
+    result.signed = True
+    protocol = (
+        (headers.get_param("protocol") or "").lower()
+        if isinstance(headers.get_param("protocol"), str)
+        else ""
+    )
+    if protocol not in SIGNATURE_TYPES:
+        raise _Invalid(Problem.PROTOCOL)
+    boundary = headers.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise _Invalid(Problem.NO_BOUNDARY)
+    parts, closed, epilogue = _split_multipart(body, boundary)
+    if not closed:
+        raise _Invalid(Problem.UNCLOSED)
+    if len(parts) != 2:
+        raise _Invalid(Problem.PART_COUNT)
+    if epilogue.strip():
+        raise _Invalid(Problem.TRAILING_DATA)
+    entity, signature_part = parts
+    result.signed_entity = entity
+    der = _decode_signature(signature_part)
+    _verify_cms(der, entity, result)
+    result.valid = True
+    problems = _check_trust(result, trust, at)
+    result.problems.extend(problems)
+    result.trusted = not problems
