@@ -1,0 +1,66 @@
+"""The transactional outbox: work to publish is a row committed with the work itself.
+
+``outbox_add`` must run inside the transaction that creates the work. After the commit a
+fast path publishes it at once; ``outbox_relay`` (beat) publishes whatever a crash left
+behind. Consumers are idempotent, so a row published twice does no harm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+# The relay leaves fresh rows to the on-commit fast path to avoid publishing twice in the common case.
+RELAY_GRACE = dt.timedelta(seconds=30)
+
+
+def outbox_add(*, task_name: str, kwargs: dict, publish_on_commit: bool = True) -> OutboxItem:
+    """Record a task to run once the surrounding transaction commits."""
+    item = OutboxItem.objects.create(task_name=task_name, kwargs=kwargs)
+    if publish_on_commit:
+        transaction.on_commit(lambda: outbox_publish(item_id=item.pk))
+    return item
+
+
+def outbox_publish(*, item_id: int) -> bool:
+    """Send one outbox row to Celery and mark it published; False if already published or gone.
+
+    A failed publish (broker down) leaves the row for the relay.
+    """
+    from pecmail.celery import app
+
+    # Importing the tasks module registers the transport tasks with the app.
+    from . import tasks as _tasks  # noqa: F401
+
+    item = OutboxItem.objects.filter(pk=item_id, published_at__isnull=True).first()
+    if item is None:
+        return False
+    OutboxItem.objects.filter(pk=item.pk).update(attempts=item.attempts + 1)
+    try:
+        task = app.tasks[item.task_name]
+        task.apply_async(kwargs=item.kwargs)
+    except Exception:
+        if app.conf.task_always_eager:
+            raise
+        log.exception("outbox: could not publish %s; the relay will retry", item)
+        return False
+    OutboxItem.objects.filter(pk=item.pk, published_at__isnull=True).update(published_at=timezone.now())
+    return True
+
+
+def outbox_relay(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Publish unpublished rows older than the grace period; return how many were published."""
+    now = now or timezone.now()
+    ids = list(
+        OutboxItem.objects.filter(published_at__isnull=True, created_at__lte=now - RELAY_GRACE)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    return sum(1 for item_id in ids if outbox_publish(item_id=item_id))
