@@ -4,3 +4,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
 application = get_asgi_application()
+
+# With DEBUG off, refuse to serve while demo mailboxes keep their public password.
+from pecmail.accounts.checks import refuse_demo_data_in_production  # noqa: E402
+
+refuse_demo_data_in_production()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.conf import settings as django_settings
 
@@ -29,11 +31,27 @@ def _isolated_storage(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _no_rate_limit_leak():
-    """allauth's rate limits live in the cache: start every test with an empty one."""
-    from django.core.cache import cache
+def _no_rate_limit_leak(settings):
+    """allauth's rate limits live in the cache: every test gets an empty cache of its own.
 
-    cache.clear()
+    A fresh key prefix (Redis) or a fresh in-memory store (otherwise) rather than a clear():
+    other test runs may share the same Redis database or cache directory at the same time.
+    """
+    if django_settings.REDIS_URL:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": django_settings.REDIS_URL,
+                "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+            }
+        }
+    else:
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": f"test-{uuid.uuid4().hex}",
+            }
+        }
     yield
 
 
