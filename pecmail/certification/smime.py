@@ -97,7 +97,22 @@ def build_signed_message(
     """
     if _BARE_LF.search(entity) or _BARE_CR.search(entity):
         raise ValueError("the signed entity must use CRLF line ends only (S/MIME canonical form)")
-    signature = sign(entity, identity)
+    return assemble_signed_message(headers, entity, sign(entity, identity))
+
+
+def assemble_signed_message(
+    headers: Sequence[tuple[str, str]],
+    entity: bytes,
+    signature: bytes,
+    *,
+    protocol: str = SIGNATURE_PROTOCOL,
+    micalg: str = MICALG,
+) -> bytes:
+    """Return the ``multipart/signed`` message around ``entity`` and a ready DER ``signature``.
+
+    ``build_signed_message`` is the normal way in; this is the assembly step alone (tests use it
+    to wrap hand-made signatures).
+    """
     boundary = new_boundary(entity)
     delimiter = b"--" + boundary.encode("ascii")
     out = bytearray()
@@ -107,15 +122,14 @@ def build_signed_message(
         out += _header_line(name, value)
     out += b"MIME-Version: 1.0" + CRLF
     out += (
-        f'Content-Type: multipart/signed; protocol="{SIGNATURE_PROTOCOL}"; micalg="{MICALG}";'
-        f'\r\n boundary="{boundary}"'
+        f'Content-Type: multipart/signed; protocol="{protocol}"; micalg="{micalg}";\r\n boundary="{boundary}"'
     ).encode("ascii") + CRLF
     out += CRLF + PREAMBLE + CRLF + CRLF
     out += delimiter + CRLF
     out += entity
     # The CRLF before a delimiter belongs to the delimiter, not to the signed entity (RFC 2046 §5.1.1).
     out += CRLF + delimiter + CRLF
-    out += f'Content-Type: {SIGNATURE_PROTOCOL}; name="smime.p7s"'.encode("ascii") + CRLF
+    out += f'Content-Type: {protocol}; name="smime.p7s"'.encode("ascii") + CRLF
     out += b"Content-Transfer-Encoding: base64" + CRLF
     out += b'Content-Disposition: attachment; filename="smime.p7s"' + CRLF
     out += b"Content-Description: S/MIME Cryptographic Signature" + CRLF
@@ -162,6 +176,8 @@ class Problem:
     MULTIPLE_SIGNERS = "multiple-signers"
     WEAK_DIGEST = "weak-digest-algorithm"
     UNSUPPORTED_DIGEST = "unsupported-digest-algorithm"
+    DIGEST_NOT_DECLARED = "digest-algorithm-not-declared"
+    BAD_VERSION = "cms-version"
     NO_SIGNED_ATTRIBUTES = "signed-attributes-missing"
     DUPLICATE_ATTRIBUTE = "duplicate-signed-attribute"
     CONTENT_TYPE_MISSING = "content-type-attribute-missing"
@@ -451,12 +467,21 @@ def _verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> None:
         if len(signers) > 1:
             raise _Invalid(Problem.MULTIPLE_SIGNERS)
         signer = signers[0]
+        # Parse every field outside the certificates now: a malformed unsigned field is still malformed.
+        _ = signed["digest_algorithms"].native, signer.native
         digest = signer["digest_algorithm"]["algorithm"].native
         result.digest_algorithm = digest
         if digest in WEAK_DIGESTS:
             raise _Invalid(Problem.WEAK_DIGEST)
         if digest not in ACCEPTED_DIGESTS:
             raise _Invalid(Problem.UNSUPPORTED_DIGEST)
+        if signer["digest_algorithm"]["parameters"].native is not None:
+            raise _Invalid(Problem.UNSUPPORTED_DIGEST)
+        if digest not in {a["algorithm"].native for a in signed["digest_algorithms"]}:
+            raise _Invalid(Problem.DIGEST_NOT_DECLARED)
+        expected_version = "v1" if signer["sid"].name == "issuer_and_serial_number" else "v3"
+        if signer["version"].native != expected_version or signed["version"].native not in ("v1", "v3"):
+            raise _Invalid(Problem.BAD_VERSION)
         certificates = list(signed["certificates"] or [])
         cert = _signer_certificate(signer, certificates)
         result.signer = cert
