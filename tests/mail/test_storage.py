@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.files.storage import default_storage
+
+from pecmail.mail import storage
+
+
+def test_it_stores_bytes_exactly_under_their_sha256():
+    data = b"Subject: x\r\n\r\n\x00\xff bare\nLF and CRLF\r\n"
+    sha = storage.raw_put(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert storage.raw_get(sha) == data
+    assert default_storage.exists(f"raw/{sha[:2]}/{sha}.eml") is True
+
+
+def test_it_is_idempotent_and_never_overwrites():
+    data = b"same bytes"
+    first = storage.raw_put(data)
+    path = storage.raw_path(first)
+    mtime = default_storage.get_modified_time(path)
+    assert storage.raw_put(data) == first
+    assert default_storage.get_modified_time(path) == mtime
+    assert default_storage.listdir(f"raw/{first[:2]}")[1] == [f"{first}.eml"]
+
+
+def test_it_raises_rawmissing_for_unknown_or_tampered_bytes():
+    with pytest.raises(storage.RawMissing):
+        storage.raw_get("0" * 64)
+    sha = storage.raw_put(b"original")
+    with default_storage.open(storage.raw_path(sha), "wb") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(storage.RawMissing):
+        storage.raw_get(sha)
+
+
+def test_it_refuses_paths_that_are_not_digests():
+    with pytest.raises(ValueError):
+        storage.raw_get("../../etc/passwd")
