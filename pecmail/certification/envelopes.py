@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import datetime as dt
 import re
@@ -103,8 +104,14 @@ class Transaction:
         return self.reply_to or self.sender
 
     @classmethod
-    def from_daticert(cls, d: Daticert, *, to: list[str] | None = None, cc: list[str] | None = None,
-                      when: dt.datetime | None = None) -> Transaction:
+    def from_daticert(
+        cls,
+        d: Daticert,
+        *,
+        to: list[str] | None = None,
+        cc: list[str] | None = None,
+        when: dt.datetime | None = None,
+    ) -> Transaction:
         """Rebuild the transaction from a received envelope's daticert (the receiving side).
 
         daticert does not say which recipients were To and which Cc: pass them from the
@@ -127,8 +134,9 @@ class Transaction:
         )
 
     @classmethod
-    def from_message(cls, raw: bytes, *, pec_id: str, when: dt.datetime,
-                     recipient_types: dict[str, str] | None = None) -> Transaction:
+    def from_message(
+        cls, raw: bytes, *, pec_id: str, when: dt.datetime, recipient_types: dict[str, str] | None = None
+    ) -> Transaction:
         """Read sender, recipients, subject, Reply-To, Message-ID and X-TipoRicevuta of ``raw``."""
         root = mimebytes.parse(raw, 0, mimebytes.header_end(raw))
         headers = root.headers
@@ -208,10 +216,9 @@ def decode_subject(value: object) -> str:
     if value is None:
         return ""
     text = _unescape(value)
-    try:
+    # A broken encoded-word is shown as written rather than dropped.
+    with contextlib.suppress(Exception):
         text = str(make_header(decode_header(text)))
-    except Exception:
-        pass
     return " ".join(text.split())
 
 
@@ -454,14 +461,23 @@ def _notice(
 def build_acceptance(tx: Transaction, *, identity: ProviderIdentity) -> BuiltMessage:
     """Ricevuta di accettazione (SPEC §3.2): one per message, every recipient labelled."""
     d = _daticert(tx, identity, "accettazione")
-    return _notice(tx=tx, identity=identity, kind="accettazione", x_ricevuta="accettazione",
-                   text_kind="accettazione", d=d)
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="accettazione",
+        x_ricevuta="accettazione",
+        text_kind="accettazione",
+        d=d,
+    )
 
 
-def build_non_acceptance(tx: Transaction, *, identity: ProviderIdentity, reason: str,
-                         virus: bool = False) -> BuiltMessage:
+def build_non_acceptance(
+    tx: Transaction, *, identity: ProviderIdentity, reason: str, virus: bool = False
+) -> BuiltMessage:
     """Avviso di non accettazione (SPEC §3.1): formal error, or virus with X-VerificaSicurezza."""
-    d = _daticert(tx, identity, "non-accettazione", errore="virus" if virus else "altro", errore_esteso=reason)
+    d = _daticert(
+        tx, identity, "non-accettazione", errore="virus" if virus else "altro", errore_esteso=reason
+    )
     return _notice(
         tx=tx,
         identity=identity,
@@ -484,7 +500,9 @@ def rewrite_original(original: bytes, *, pec_id: str, client_msgid: str) -> byte
     original = _crlf(original)
     body_start = mimebytes.header_end(original)
     head = _strip_blank_line(original[:body_start])
-    kept = [raw for key, raw in breve.header_fields(head) if key not in ("message-id", "x-riferimento-message-id")]
+    kept = [
+        raw for key, raw in breve.header_fields(head) if key not in ("message-id", "x-riferimento-message-id")
+    ]
     new_head = b"".join(kept)
     if new_head and not new_head.endswith(CRLF):
         new_head += CRLF
@@ -524,16 +542,25 @@ def build_transport_envelope(tx: Transaction, original: bytes, *, identity: Prov
     return _sign("posta-certificata", headers, entity, identity, tx.pec_id, d)
 
 
-def build_take_charge(tx: Transaction, recipients: list[str], *, identity: ProviderIdentity,
-                      to: str) -> BuiltMessage:
+def build_take_charge(
+    tx: Transaction, recipients: list[str], *, identity: ProviderIdentity, to: str
+) -> BuiltMessage:
     """Ricevuta di presa in carico (SPEC §3.5) to the sender provider's service mailbox ``to``."""
     d = _daticert(tx, identity, "presa-in-carico", ricezione=list(recipients))
-    return _notice(tx=tx, identity=identity, kind="presa-in-carico", x_ricevuta="presa-in-carico",
-                   text_kind="presa-in-carico", d=d, to=to)
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="presa-in-carico",
+        x_ricevuta="presa-in-carico",
+        text_kind="presa-in-carico",
+        d=d,
+        to=to,
+    )
 
 
-def build_delivery_receipt(tx: Transaction, recipient: str, receipt_type: str, original: bytes | None, *,
-                           identity: ProviderIdentity) -> BuiltMessage:
+def build_delivery_receipt(
+    tx: Transaction, recipient: str, receipt_type: str, original: bytes | None, *, identity: ProviderIdentity
+) -> BuiltMessage:
     """Ricevuta di avvenuta consegna (SPEC §3.9) for one recipient.
 
     ``original`` is the postacert.eml of the delivered envelope (unused for sintetica):
@@ -549,19 +576,35 @@ def build_delivery_receipt(tx: Transaction, recipient: str, receipt_type: str, o
         if receipt_type == "breve":
             postacert = breve.brief_copy(postacert)
     d = _daticert(tx, identity, "avvenuta-consegna", ricevuta=receipt_type, consegna=recipient)
-    return _notice(tx=tx, identity=identity, kind="avvenuta-consegna", x_ricevuta="avvenuta-consegna",
-                   text_kind=f"avvenuta-consegna-{receipt_type}", d=d, postacert=postacert,
-                   destinatario=recipient)
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="avvenuta-consegna",
+        x_ricevuta="avvenuta-consegna",
+        text_kind=f"avvenuta-consegna-{receipt_type}",
+        d=d,
+        postacert=postacert,
+        destinatario=recipient,
+    )
 
 
-def build_delivery_error(tx: Transaction, recipient: str, errore: str, reason: str, *,
-                         identity: ProviderIdentity) -> BuiltMessage:
+def build_delivery_error(
+    tx: Transaction, recipient: str, errore: str, reason: str, *, identity: ProviderIdentity
+) -> BuiltMessage:
     """Avviso di mancata consegna (SPEC §3.10); ``errore`` is no-dest, no-dominio or altro."""
     if errore not in DELIVERY_ERRORS:
         raise ValueError(f"unknown delivery error {errore!r}")
     d = _daticert(tx, identity, "errore-consegna", errore=errore, consegna=recipient, errore_esteso=reason)
-    return _notice(tx=tx, identity=identity, kind="errore-consegna", x_ricevuta="errore-consegna",
-                   text_kind="errore-consegna", d=d, destinatario=recipient, errore=reason)
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="errore-consegna",
+        x_ricevuta="errore-consegna",
+        text_kind="errore-consegna",
+        d=d,
+        destinatario=recipient,
+        errore=reason,
+    )
 
 
 TIMEOUT_TEXT = {
@@ -570,7 +613,9 @@ TIMEOUT_TEXT = {
 }
 
 
-def build_timeout_notice(tx: Transaction, recipient: str, hours: int, *, identity: ProviderIdentity) -> BuiltMessage:
+def build_timeout_notice(
+    tx: Transaction, recipient: str, hours: int, *, identity: ProviderIdentity
+) -> BuiltMessage:
     """Avviso di mancata consegna per superamento tempi massimi, 12 h or 24 h (SPEC §3.4, §2.5).
 
     Both carry the same headers; the 12 h one says 4.4.7 (transient), the 24 h one 5.4.1.
@@ -579,34 +624,65 @@ def build_timeout_notice(tx: Transaction, recipient: str, hours: int, *, identit
         raise ValueError("the timeout notices are for 12 or 24 hours")
     code, text = TIMEOUT_TEXT[hours]
     reason = f"{code} - {identity.name} - {text}"
-    d = _daticert(tx, identity, "preavviso-errore-consegna", errore="altro", consegna=recipient,
-                  errore_esteso=reason)
-    return _notice(tx=tx, identity=identity, kind="preavviso-errore-consegna",
-                   x_ricevuta="preavviso-errore-consegna", text_kind=f"preavviso-{hours}h", d=d,
-                   destinatario=recipient, errore=reason)
+    d = _daticert(
+        tx, identity, "preavviso-errore-consegna", errore="altro", consegna=recipient, errore_esteso=reason
+    )
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="preavviso-errore-consegna",
+        x_ricevuta="preavviso-errore-consegna",
+        text_kind=f"preavviso-{hours}h",
+        d=d,
+        destinatario=recipient,
+        errore=reason,
+    )
 
 
-def build_virus_detection(tx: Transaction, recipient: str, virus_name: str, *, identity: ProviderIdentity,
-                          to: str) -> BuiltMessage:
+def build_virus_detection(
+    tx: Transaction, recipient: str, virus_name: str, *, identity: ProviderIdentity, to: str
+) -> BuiltMessage:
     """Avviso di rilevazione virus (SPEC §3.7) to the sender provider's service mailbox ``to``."""
-    d = _daticert(tx, identity, "rilevazione-virus", errore="virus", consegna=recipient, errore_esteso=virus_name)
-    return _notice(tx=tx, identity=identity, kind="rilevazione-virus", x_ricevuta="rilevazione-virus",
-                   text_kind="rilevazione-virus", d=d, to=to,
-                   extra_headers=(("X-Mittente", _ascii_value("X-Mittente", tx.sender)),),
-                   destinatario=recipient, errore=virus_name)
+    d = _daticert(
+        tx, identity, "rilevazione-virus", errore="virus", consegna=recipient, errore_esteso=virus_name
+    )
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="rilevazione-virus",
+        x_ricevuta="rilevazione-virus",
+        text_kind="rilevazione-virus",
+        d=d,
+        to=to,
+        extra_headers=(("X-Mittente", _ascii_value("X-Mittente", tx.sender)),),
+        destinatario=recipient,
+        errore=virus_name,
+    )
 
 
-def build_virus_delivery_error(tx: Transaction, recipient: str, virus_name: str, *,
-                               identity: ProviderIdentity) -> BuiltMessage:
+def build_virus_delivery_error(
+    tx: Transaction, recipient: str, virus_name: str, *, identity: ProviderIdentity
+) -> BuiltMessage:
     """Avviso di mancata consegna per virus (SPEC §3.8), with X-VerificaSicurezza: errore."""
-    d = _daticert(tx, identity, "errore-consegna", errore="virus", consegna=recipient, errore_esteso=virus_name)
-    return _notice(tx=tx, identity=identity, kind="errore-consegna-virus", x_ricevuta="errore-consegna",
-                   text_kind="errore-consegna-virus", d=d,
-                   extra_headers=(("X-VerificaSicurezza", "errore"),),
-                   destinatario=recipient, errore=virus_name)
+    d = _daticert(
+        tx, identity, "errore-consegna", errore="virus", consegna=recipient, errore_esteso=virus_name
+    )
+    return _notice(
+        tx=tx,
+        identity=identity,
+        kind="errore-consegna-virus",
+        x_ricevuta="errore-consegna",
+        text_kind="errore-consegna-virus",
+        d=d,
+        extra_headers=(("X-VerificaSicurezza", "errore"),),
+        destinatario=recipient,
+        errore=virus_name,
+    )
 
 
-def build_anomaly(received: bytes, reason: str, *, identity: ProviderIdentity, when: dt.datetime) -> BuiltMessage:
+def build_anomaly(
+    received: bytes, reason: str, *, identity: ProviderIdentity, when: dt.datetime
+) -> BuiltMessage:
     """Busta di anomalia (SPEC §3.6): the received message whole as postacert.eml, no daticert.
 
     Received, To, Cc, Return-Path and Message-ID are inherited; ``when`` is the arrival time.
