@@ -6,3 +6,17 @@ class TransportConfig(AppConfig):
     name = "pecmail.transport"
     label = "transport"
     verbose_name = _("Transport")
+
+    def ready(self) -> None:
+        try:
+            from pecmail.mail.pipeline import envelope_accepted
+        except ImportError:
+            # The pipeline's own imports (certification) are not importable: nothing to hook.
+            return
+        envelope_accepted.connect(_on_envelope_accepted, dispatch_uid="transport.envelope_dispatch")
+
+
+def _on_envelope_accepted(sender: object, *, message_id: int, remote_recipients: list[str], **kwargs: object) -> None:
+    from .dispatch import envelope_dispatch
+
+    envelope_dispatch(message_id=message_id)

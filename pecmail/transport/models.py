@@ -124,8 +124,11 @@ class OutboundMessage(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_reply = models.TextField(blank=True)
+    # recipient → {"code": int, "reply": str}: the final answer for each recipient settled so far.
+    results = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -137,3 +140,21 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"outbound {self.pk} to {self.domain}"
+
+
+class DeliveryDeadline(models.Model):
+    """The 12 h and 24 h deadlines of one certified recipient sent to another provider (SPEC §2.5).
+
+    Each notice is claimed by setting its ``*_sent_at`` with a conditional UPDATE, so two
+    sweepers emit it once.
+    """
+
+    delivery = models.OneToOneField("mail.Delivery", on_delete=models.CASCADE, related_name="deadline")
+    dispatched_at = models.DateTimeField()
+    warn_at = models.DateTimeField(db_index=True)
+    expire_at = models.DateTimeField(db_index=True)
+    warned_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"deadlines of delivery {self.delivery_id}"

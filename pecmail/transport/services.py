@@ -106,7 +106,7 @@ def inbound_store(
             kind=kind,
         )
         log_append(
-            event="smtp-received",
+            event="ricezione",
             identifier=f"inbound-{inbound.pk}",
             sender=mail_from,
             recipients=rcpt_tos,

@@ -6,8 +6,6 @@ from celery import shared_task
 
 from pecmail.celery import app
 
-from . import outbox
-
 # Beat entries live with the tasks they schedule.
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
@@ -19,12 +17,45 @@ COMMON = {"acks_late": True, "reject_on_worker_lost": True}
 
 
 @shared_task(name="transport.outbox_relay", **COMMON)
-def outbox_relay() -> int:
-    return outbox.outbox_relay()
+def outbox_relay() -> dict[str, int]:
+    """Publish what a crash left in the outbox, resend overdue SMTP rows, dispatch lost submissions."""
+    from .dispatch import dispatch_sweep
+    from .outbound import outbound_retry_due
+    from .outbox import outbox_relay as relay
+
+    return {"published": relay(), "retried": outbound_retry_due(), "dispatched": dispatch_sweep()}
 
 
 @shared_task(name="transport.inbound_process", **COMMON)
-def inbound_process(inbound_id: int) -> None:
-    from . import incoming
+def inbound_process(inbound_id: int) -> str:
+    from .incoming import inbound_process as process
 
-    incoming.inbound_process(inbound_id=inbound_id)
+    return process(inbound_id=inbound_id)
+
+
+@shared_task(bind=True, name="transport.outbound_send", max_retries=None, **COMMON)
+def outbound_send(self, outbound_id: int) -> str:  # noqa: ANN001
+    from .outbound import OutboundRetry
+    from .outbound import outbound_send as send
+
+    try:
+        return send(outbound_id=outbound_id)
+    except OutboundRetry as retry:
+        if self.request.is_eager:
+            # Inline (tests, no broker): the row stays queued for outbound_retry_due.
+            return "queued"
+        raise self.retry(countdown=retry.countdown) from retry
+
+
+@shared_task(name="transport.envelope_dispatch", **COMMON)
+def envelope_dispatch(message_id: int) -> int:
+    from .dispatch import envelope_dispatch as dispatch
+
+    return dispatch(message_id=message_id)
+
+
+@shared_task(name="transport.deadlines_sweep", **COMMON)
+def deadlines_sweep() -> int:
+    from .deadlines import deadlines_sweep as sweep
+
+    return sweep()

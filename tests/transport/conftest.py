@@ -60,3 +60,53 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class SinkHandler:
+    """An ordinary SMTP server for tests: keeps what it accepts, refuses what it is told to."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.rcpt_replies: dict[str, str] = {}
+        self.data_reply: str | None = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        self.messages.append(
+            {
+                "mail_from": envelope.mail_from,
+                "rcpt_tos": list(envelope.rcpt_tos),
+                "data": envelope.original_content,
+                "tls": session.ssl is not None,
+            }
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def sink(tmp_path) -> Iterator[tuple[SinkHandler, int]]:
+    """An ordinary SMTP server on a free port, offering STARTTLS."""
+    from aiosmtpd.controller import Controller
+
+    cert, key = tmp_path / "sink.pem", tmp_path / "sink.key"
+    smtpd.tls_ensure_development_certificate(cert, key, "sink.test")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = SinkHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()

@@ -1,0 +1,88 @@
+"""From an accepted submission to SMTP: queue the transport envelope for remote recipients.
+
+MAIL-CORE's pipeline leaves recipients outside our domain ``Delivery.State.QUEUED`` and
+fires ``envelope_accepted`` after its commit; ``envelope_dispatch`` queues the envelope and
+the deadlines in one transaction. ``dispatch_sweep`` catches a submission whose signal was
+lost to a crash between that commit and the signal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from pecmail.mail import storage
+from pecmail.mail.models import Delivery, Message
+
+from .models import DeliveryDeadline, OutboundMessage
+from .outbound import outbound_enqueue
+from .services import domain_is_local
+
+log = logging.getLogger(__name__)
+
+WARN_AFTER = dt.timedelta(hours=12)
+EXPIRE_AFTER = dt.timedelta(hours=24)
+
+
+def envelope_dispatch(*, message_id: int, now: dt.datetime | None = None) -> int:
+    """Queue the transport envelope of sent message ``message_id`` for its remote recipients.
+
+    Returns how many recipients were queued now (0 when already done: safe to run twice).
+    Certified recipients get their 12 h / 24 h deadlines; esterno ones get none.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        sent = Message.objects.select_related("mailbox").get(pk=message_id)
+        if not sent.envelope_sha256:
+            return 0
+        remote = [
+            d
+            for d in Delivery.objects.filter(message=sent, state=Delivery.State.QUEUED).order_by("id")
+            if not domain_is_local(d.recipient)
+        ]
+        queued = set()
+        for row in OutboundMessage.objects.filter(raw_sha256=sent.envelope_sha256):
+            queued.update(r.lower() for r in row.recipients)
+        todo = [d for d in remote if d.recipient.lower() not in queued]
+        if not todo:
+            return 0
+        raw = storage.raw_get(sent.envelope_sha256)
+        outbound_enqueue(
+            raw=raw,
+            mail_from=sent.mailbox.address,
+            recipients=[d.recipient for d in todo],
+            kind=Message.Kind.CERTIFIED,
+            pec_id=sent.pec_id,
+            sent_message_id=sent.pk,
+        )
+        for delivery in todo:
+            if delivery.certified:
+                DeliveryDeadline.objects.get_or_create(
+                    delivery=delivery,
+                    defaults={
+                        "dispatched_at": now,
+                        "warn_at": now + WARN_AFTER,
+                        "expire_at": now + EXPIRE_AFTER,
+                    },
+                )
+    return len(todo)
+
+
+def dispatch_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.timedelta(minutes=2)) -> int:
+    """Dispatch accepted submissions that still have undispatched remote recipients."""
+    now = now or timezone.now()
+    candidates = (
+        Message.objects.filter(
+            kind=Message.Kind.SUBMITTED,
+            submission_state=Message.Submission.ACCEPTED,
+            created_at__lte=now - grace,
+            deliveries__state=Delivery.State.QUEUED,
+        )
+        .exclude(envelope_sha256="")
+        .values_list("id", flat=True)
+        .distinct()[:200]
+    )
+    return sum(envelope_dispatch(message_id=pk, now=now) for pk in list(candidates))

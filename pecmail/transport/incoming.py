@@ -1,0 +1,342 @@
+"""The Incoming Point (SPEC §2.3–2.4): what happens to a message accepted by ``pec smtpd``.
+
+- a valid transport envelope → one presa in carico per SMTP transaction to the sending
+  provider's ``mailReceipt``, delivery to each mailbox, a delivery receipt (or no-dest
+  notice) per recipient back to the sender;
+- a valid receipt for one of our users → filed unchanged, linked to the Sent copy, and the
+  Delivery row moved; a take-charge or virus report to our service address only moves rows;
+- anything else → busta di anomalia for mailboxes that accept ordinary mail.
+
+Every step is guarded by a unique row (TakeCharge, InboundDelivery, one receipt per sent
+message × recipient × kind), so a re-run or a peer resending the same envelope does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pecmail.certification import envelopes, pki
+from pecmail.certification.classify import Classification, classify
+from pecmail.certification.index import trust_store
+from pecmail.certification.log import log_append
+from pecmail.mail import parsing, storage
+from pecmail.mail.models import Delivery, Folder, Mailbox, Message
+from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local
+from pecmail.mail.services import message_store
+
+from . import scanner
+from .models import InboundDelivery, InboundMessage, TakeCharge
+from .notices import delivery_error_issue
+from .outbound import outbound_enqueue
+from .services import service_address
+
+log = logging.getLogger(__name__)
+
+RECEIPT_KINDS = (
+    "presa-in-carico",
+    "avvenuta-consegna",
+    "errore-consegna",
+    "preavviso-errore-consegna",
+    "rilevazione-virus",
+)
+
+
+def inbound_process(*, inbound_id: int) -> str:
+    """Process one accepted SMTP transaction; returns what it was ("skipped" if already done)."""
+    inbound = InboundMessage.objects.get(pk=inbound_id)
+    if inbound.state == InboundMessage.State.PROCESSED:
+        return "skipped"
+    raw = storage.raw_get(inbound.raw_sha256)
+    result = classify(raw, trust=trust_store())
+    now = timezone.now()
+    if result.valid and result.kind == "posta-certificata":
+        outcome = _envelope_accept(inbound=inbound, raw=raw, result=result, now=now)
+    elif result.valid and result.kind in RECEIPT_KINDS:
+        outcome = _receipt_accept(inbound=inbound, raw=raw, result=result, now=now)
+    else:
+        outcome = _anomaly_deliver(inbound=inbound, raw=raw, result=result, now=now)
+    InboundMessage.objects.filter(pk=inbound.pk, state=InboundMessage.State.RECEIVED).update(
+        state=InboundMessage.State.PROCESSED,
+        kind=result.kind,
+        pec_id=(result.pec_id or "")[:255],
+        processed_at=now,
+        outcome=outcome,
+    )
+    return result.kind
+
+
+def _local_recipients(inbound: InboundMessage) -> list[str]:
+    service = service_address().lower()
+    out: list[str] = []
+    for address in inbound.rcpt_tos:
+        address = address.strip().lower()
+        if address != service and address not in out:
+            out.append(address)
+    return out
+
+
+def _envelope_transaction(raw: bytes, result: Classification, when: dt.datetime) -> envelopes.Transaction:
+    headers = parsing.parse_bytes(raw)
+    to = [a for _n, a in parsing.addresses(headers, "To")]
+    cc = [a for _n, a in parsing.addresses(headers, "Cc")]
+    return envelopes.Transaction.from_daticert(result.daticert, to=to, cc=cc, when=when)
+
+
+def _envelope_accept(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
+    identity = pki.load_identity()
+    provider = result.signature.provider
+    tx = _envelope_transaction(raw, result, now)
+    recipients = _local_recipients(inbound)
+    outcome: dict = {"recipients": {}}
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                TakeCharge.objects.create(
+                    pec_id=tx.pec_id, sender_provider=provider.name, inbound=inbound, recipients=recipients
+                )
+        except IntegrityError:
+            outcome["take_charge"] = "already issued"
+        else:
+            built = envelopes.build_take_charge(tx, recipients, identity=identity, to=provider.mail_receipt)
+            TakeCharge.objects.filter(pec_id=tx.pec_id, sender_provider=provider.name).update(
+                message_id=built.message_id
+            )
+            outbound_enqueue(
+                raw=built.raw,
+                mail_from=identity.service_address,
+                recipients=[provider.mail_receipt],
+                kind=built.kind,
+                pec_id=tx.pec_id,
+            )
+            log_append(
+                event="presa-in-carico",
+                identifier=built.message_id.strip("<>"),
+                msgid=f"<{tx.pec_id}>",
+                sender=tx.sender,
+                recipients=recipients,
+                subject=tx.subject,
+                related_ids=[tx.pec_id],
+                provider=provider.name,
+                at=now,
+            )
+            outcome["take_charge"] = built.message_id
+    virus = scanner.scan(result.postacert or raw)
+    for recipient in recipients:
+        outcome["recipients"][recipient] = _recipient_deliver(
+            inbound=inbound, raw=raw, tx=tx, recipient=recipient, provider=provider, virus=virus, now=now
+        )
+    if virus:
+        scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id)
+    return outcome
+
+
+def _recipient_deliver(
+    *,
+    inbound: InboundMessage,
+    raw: bytes,
+    tx: envelopes.Transaction,
+    recipient: str,
+    provider,  # noqa: ANN001 - TrustedProvider
+    virus: str | None,
+    now: dt.datetime,
+) -> str:
+    identity = pki.load_identity()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = InboundDelivery.objects.create(
+                    pec_id=tx.pec_id, recipient=recipient, inbound=inbound, outcome=InboundDelivery.Outcome.DELIVERED
+                )
+        except IntegrityError:
+            return "duplicate"
+        if virus:
+            built = envelopes.build_virus_detection(tx, recipient, virus, identity=identity, to=provider.mail_receipt)
+            InboundDelivery.objects.filter(pk=row.pk).update(
+                outcome=InboundDelivery.Outcome.VIRUS, notice_message_id=built.message_id
+            )
+            outbound_enqueue(
+                raw=built.raw,
+                mail_from=identity.service_address,
+                recipients=[provider.mail_receipt],
+                kind=built.kind,
+                pec_id=tx.pec_id,
+            )
+            event = "rilevazione-virus"
+        else:
+            (delivered,) = envelope_deliver_local(raw=raw, recipients=[recipient])
+            built, kind = delivery_receipt_build(
+                envelope=raw, recipient=recipient, delivered=delivered.outcome == "delivered", when=now
+            )
+            InboundDelivery.objects.filter(pk=row.pk).update(
+                outcome=delivered.outcome,
+                message_id=delivered.message.pk if delivered.message else None,
+                notice_message_id=built.message_id,
+            )
+            # Receipts go to the sender (daticert mittente) through the sender's provider.
+            outbound_enqueue(
+                raw=built.raw,
+                mail_from=identity.service_address,
+                recipients=[tx.sender],
+                kind=kind,
+                pec_id=tx.pec_id,
+            )
+            event = kind
+        log_append(
+            event=event,
+            identifier=built.message_id.strip("<>"),
+            msgid=f"<{tx.pec_id}>",
+            sender=tx.sender,
+            recipients=[recipient],
+            subject=tx.subject,
+            related_ids=[tx.pec_id],
+            provider=provider.name,
+            details={"virus": virus} if virus else None,
+            at=now,
+        )
+        return InboundDelivery.objects.get(pk=row.pk).outcome
+
+
+def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:
+    ids = [i for i in [result.daticert.identificativo if result.daticert else "", *result.referenced_ids] if i]
+    ids = [i.strip("<>") for i in ids]
+    query = Message.objects.select_related("mailbox").filter(kind=Message.Kind.SUBMITTED, pec_id__in=ids)
+    if mailbox_address:
+        query = query.filter(mailbox__address__iexact=mailbox_address)
+    return query.first()
+
+
+def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
+    """A receipt from another provider about one of our users' messages."""
+    d = result.daticert
+    service = service_address().lower()
+    recipients = [r.strip().lower() for r in inbound.rcpt_tos]
+    outcome: dict = {"kind": result.kind}
+    provider_name = result.signature.provider.name if result.signature and result.signature.provider else ""
+    sent = _referenced_sent(result)
+    if sent is None:
+        outcome["error"] = "no sent message with that identifier"
+        log.warning("inbound %s: %s for an unknown message %s", inbound.pk, result.kind, result.referenced_ids)
+        return outcome
+    with transaction.atomic():
+        if result.kind == "presa-in-carico":
+            covered = [a.lower() for a in (d.ricezione or [])] or [r.address.lower() for r in d.destinatari]
+            moved = Delivery.objects.filter(
+                message=sent, recipient__in=covered, taken_in_charge_at__isnull=True
+            ).update(taken_in_charge_at=d.data or now)
+            log_append(
+                event="ricevuta-ricevuta",
+                identifier=result.pec_id or f"inbound-{inbound.pk}",
+                msgid=f"<{sent.pec_id}>",
+                sender=sent.mailbox.address,
+                recipients=covered,
+                subject=sent.subject,
+                related_ids=[sent.pec_id],
+                provider=provider_name,
+                details={"kind": result.kind},
+                at=now,
+            )
+            outcome["taken_in_charge"] = moved
+            return outcome
+        if result.kind == "rilevazione-virus":
+            recipient = (d.consegna or "").lower()
+            delivery = Delivery.objects.select_related("message__mailbox").filter(
+                message=sent, recipient__iexact=recipient
+            ).first()
+            if delivery is not None:
+                delivery_error_issue(
+                    delivery=delivery, errore="altro", reason=d.errore_esteso or "virus", virus=d.errore_esteso or "virus"
+                )
+            outcome["virus"] = recipient
+            return outcome
+        # Delivery receipts and notices are for the user: filed unchanged in the Inbox.
+        owner_addresses = [a for a in recipients if a != service] or [sent.mailbox.address]
+        mailbox = Mailbox.objects.filter(address__in=owner_addresses).first() or sent.mailbox
+        recipient = (d.consegna or "").lower()
+        kind = result.kind
+        try:
+            with transaction.atomic():
+                stored = message_store(
+                    mailbox=mailbox,
+                    raw=raw,
+                    kind=kind,
+                    folder=Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX),
+                    related=sent,
+                    recipient=recipient,
+                    classification=result,
+                )
+        except IntegrityError:
+            outcome["duplicate"] = True
+            return outcome
+        delivery = Delivery.objects.filter(message=sent, recipient__iexact=recipient)
+        if kind == "avvenuta-consegna":
+            delivery.exclude(state=Delivery.State.DELIVERED).update(
+                state=Delivery.State.DELIVERED, delivered_at=d.data or now, receipt=stored
+            )
+        elif kind == "errore-consegna":
+            delivery.exclude(state=Delivery.State.DELIVERED).update(
+                state=Delivery.State.ERROR, error=(d.errore_esteso or d.errore or "")[:2000], receipt=stored
+            )
+        log_append(
+            event="ricevuta-ricevuta",
+            identifier=result.pec_id or f"inbound-{inbound.pk}",
+            msgid=f"<{sent.pec_id}>",
+            sender=sent.mailbox.address,
+            recipients=[recipient] if recipient else [],
+            subject=sent.subject,
+            related_ids=[sent.pec_id],
+            provider=provider_name,
+            details={"kind": kind},
+            at=now,
+        )
+        outcome["stored"] = stored.pk
+    return outcome
+
+
+def _anomaly_reason(result: Classification) -> str:
+    if result.signature is None or not result.signature.signed:
+        return "il messaggio non è firmato da un gestore di posta certificata"
+    if not result.signature.valid:
+        return "la firma digitale del messaggio non è valida"
+    if not result.signature.trusted:
+        return "la firma digitale del messaggio non risulta attendibile"
+    return "il messaggio non è conforme: " + "; ".join(result.problems[:3])
+
+
+def _anomaly_deliver(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
+    """Wrap what is not valid PEC in a busta di anomalia for each mailbox that accepts it."""
+    identity = pki.load_identity()
+    reason = _anomaly_reason(result)
+    built = envelopes.build_anomaly(raw, reason, identity=identity, when=now)
+    key = f"sha256:{inbound.raw_sha256}"
+    outcome: dict = {"reason": reason, "recipients": {}}
+    for recipient in _local_recipients(inbound):
+        mailbox = Mailbox.objects.filter(address=recipient).first()
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    row = InboundDelivery.objects.create(
+                        pec_id=key, recipient=recipient, inbound=inbound, outcome=InboundDelivery.Outcome.DELIVERED
+                    )
+            except IntegrityError:
+                outcome["recipients"][recipient] = "duplicate"
+                continue
+            if mailbox is None or not mailbox.accept_ordinary_mail:
+                InboundDelivery.objects.filter(pk=row.pk).update(outcome=InboundDelivery.Outcome.REFUSED)
+                outcome["recipients"][recipient] = "refused"
+                continue
+            stored = message_store(mailbox=mailbox, raw=built.raw, kind=Message.Kind.ANOMALY)
+            InboundDelivery.objects.filter(pk=row.pk).update(message_id=stored.pk, notice_message_id=built.message_id)
+            log_append(
+                event="busta-anomalia",
+                identifier=built.message_id.strip("<>"),
+                sender=inbound.mail_from,
+                recipients=[recipient],
+                details={"reason": reason, "problems": list(result.problems[:10])},
+                at=now,
+            )
+            outcome["recipients"][recipient] = "anomalia"
+    return outcome
