@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pecmail.lib.http import AuthenticatedHttpRequest
@@ -241,7 +242,11 @@ def import_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
             messages.info(request, _("Import cancelled: nothing was imported."))
             return redirect("contacts:index")
         created = services.contacts_import(owner=request.user, plan=plan)
-        messages.success(request, _("%(count)s contacts imported.") % {"count": len(created)})
+        messages.success(
+            request,
+            ngettext("%(count)s contact imported.", "%(count)s contacts imported.", len(created))
+            % {"count": len(created)},
+        )
         return redirect("contacts:index")
     return render(
         request,
