@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from pecmail.certification import pki
+from pecmail.certification import index, pki
 
 
 def register(subparsers: Any, command: Any) -> None:
@@ -17,6 +18,21 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--name", default=None, help="Provider name (default: settings.PEC_PROVIDER_NAME).")
     p.add_argument("--dir", default=None, help="Write the files here instead of the configured paths.")
     p.set_defaults(handler=init_provider_command)
+
+    p = subparsers.add_parser("index", help="The local copy of the providers index (LDIF import/export).")
+    actions = p.add_subparsers(dest="index_action", required=True, parser_class=type(p))
+    imp = actions.add_parser("import", help="Load providers from an LDIF file.")
+    imp.add_argument("file", help="LDIF file ('-' for standard input).")
+    imp.add_argument(
+        "--replace", action="store_true", help="Remove the providers missing from the file (daily full copy)."
+    )
+    imp.set_defaults(handler=index_import_command)
+    exp = actions.add_parser("export", help="Write the index as LDIF.")
+    exp.add_argument("--out", default="-", help="Output file (default: standard output).")
+    exp.add_argument("--self", dest="only_self", action="store_true", help="Only this provider's own entry.")
+    exp.set_defaults(handler=index_export_command)
+    lst = actions.add_parser("list", help="List providers, domains and certificates.")
+    lst.set_defaults(handler=index_list_command)
 
 
 def init_provider_command(command: Any, options: dict[str, Any]) -> None:
@@ -41,12 +57,51 @@ def init_provider_command(command: Any, options: dict[str, Any]) -> None:
 
 
 def _register_self(command: Any, *, paths: pki.IdentityPaths, domain: str, name: str) -> None:
-    try:
-        from pecmail.certification import index
-    except ImportError:
-        return
     identity = pki.read_identity(
         key_path=paths.key, cert_path=paths.cert, ca_path=paths.ca_cert, domain=domain, name=name
     )
     if index.provider_register_self(identity=identity):
         command.stdout.write(f"  listed {name} in the local providers index")
+
+
+def index_import_command(command: Any, options: dict[str, Any]) -> None:
+    if options["file"] == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(options["file"]).read_bytes()
+        except OSError as exc:
+            raise CommandError(f"cannot read {options['file']}: {exc}") from exc
+    report = index.ldif_import(text, replace=options["replace"])
+    for label, names in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("removed", report.removed),
+    ):
+        for name in names:
+            command.stdout.write(f"{label}: {name}")
+    for error in report.errors:
+        command.stderr.write(f"error: {error}")
+    if not report.ok:
+        raise CommandError(f"{len(report.errors)} entries could not be imported")
+
+
+def index_export_command(command: Any, options: dict[str, Any]) -> None:
+    text = index.ldif_export(only_self=options["only_self"])
+    if options["out"] == "-":
+        command.stdout.write(text, ending="")
+    else:
+        Path(options["out"]).write_text(text, encoding="utf-8")
+        command.stdout.write(f"wrote {options['out']}")
+
+
+def index_list_command(command: Any, options: dict[str, Any]) -> None:
+    for provider in index.provider_list():
+        marker = " [self]" if provider.is_self else ""
+        command.stdout.write(f"{provider}{marker} <{provider.mail_receipt}>")
+        for domain in provider.domains.all():
+            command.stdout.write(f"  domain {domain.domain}")
+        for cert in provider.certificates.all():
+            until = cert.not_after.date().isoformat() if cert.not_after else "?"
+            command.stdout.write(f"  certificate {cert.sha1} until {until} {cert.subject}")

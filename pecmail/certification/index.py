@@ -1,0 +1,287 @@
+"""The local copy of the providers index (Indice dei gestori, SPEC §8): database, LDIF, trust store."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from django.core.cache import cache
+from django.db import transaction
+
+from pecmail.certification import ldif
+from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
+from pecmail.certification.pki import ProviderIdentity
+from pecmail.certification.trust import TrustedProvider, TrustStore, certificate_sha1, normalise_domain
+
+GENERATION_KEY = "pecmail:certification:index-generation"
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# --------------------------------------------------------------------------------------------
+# The cached trust store
+# --------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_cached: tuple[str, TrustStore] | None = None
+
+
+def _generation() -> str:
+    """The index version shared by every process (web, worker, SMTP) through the cache."""
+    generation = cache.get(GENERATION_KEY)
+    if generation is None:
+        generation = uuid.uuid4().hex
+        # add() so that two processes racing here agree on one value.
+        cache.add(GENERATION_KEY, generation, timeout=None)
+        generation = cache.get(GENERATION_KEY, generation)
+    return generation
+
+
+def trust_store_invalidate() -> None:
+    """Make every process rebuild its trust store (after the current transaction commits)."""
+
+    def bump() -> None:
+        global _cached
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+        with _lock:
+            _cached = None
+
+    transaction.on_commit(bump)
+
+
+def _build_trust_store() -> TrustStore:
+    providers = []
+    for provider in Provider.objects.prefetch_related("certificates", "domains"):
+        certificates = tuple(
+            x509.load_der_x509_certificate(bytes(c.der)) for c in provider.certificates.all()
+        )
+        providers.append(
+            TrustedProvider(
+                name=provider.name,
+                mail_receipt=provider.mail_receipt,
+                domains=frozenset(d.domain for d in provider.domains.all()),
+                certificates=certificates,
+                unit=provider.unit,
+            )
+        )
+    return TrustStore(providers)
+
+
+def trust_store() -> TrustStore:
+    """Return the TrustStore of the providers index, rebuilt only when the index changed."""
+    global _cached
+    generation = _generation()
+    with _lock:
+        if _cached is not None and _cached[0] == generation:
+            return _cached[1]
+    store = _build_trust_store()
+    with _lock:
+        _cached = (generation, store)
+    return store
+
+
+# --------------------------------------------------------------------------------------------
+# Writes
+# --------------------------------------------------------------------------------------------
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _sync_certificates(provider: Provider, certificates: list[x509.Certificate], *, remove: bool) -> bool:
+    changed = False
+    wanted = {certificate_sha1(c): c for c in certificates}
+    existing = {c.sha1: c for c in provider.certificates.all()}
+    if remove:
+        stale = [sha1 for sha1 in existing if sha1 not in wanted]
+        if stale:
+            ProviderCertificate.objects.filter(provider=provider, sha1__in=stale).delete()
+            changed = True
+    for sha1, cert in wanted.items():
+        if sha1 in existing:
+            continue
+        other = ProviderCertificate.objects.filter(sha1=sha1).exclude(provider=provider).first()
+        if other is not None:
+            raise ldif.LdifError(f"certificate {sha1} already belongs to {other.provider}")
+        ProviderCertificate.objects.create(
+            provider=provider,
+            der=_der(cert),
+            sha1=sha1,
+            subject=cert.subject.rfc4514_string()[:500],
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+        )
+        changed = True
+    return changed
+
+
+def _sync_domains(provider: Provider, domains: list[str], *, remove: bool) -> bool:
+    changed = False
+    wanted = {normalise_domain(d) for d in domains}
+    existing = set(provider.domains.values_list("domain", flat=True))
+    if remove and existing - wanted:
+        ProviderDomain.objects.filter(provider=provider, domain__in=existing - wanted).delete()
+        changed = True
+    for domain in sorted(wanted - existing):
+        other = ProviderDomain.objects.filter(domain=domain).select_related("provider").first()
+        if other is not None:
+            raise ldif.LdifError(f"domain {domain} is already managed by {other.provider}")
+        ProviderDomain.objects.create(provider=provider, domain=domain)
+        changed = True
+    return changed
+
+
+def ldif_import(text: str | bytes, *, replace: bool = False) -> ImportReport:
+    """Load provider entries from an LDIF copy of the index; return what changed and what failed.
+
+    Each provider (by name and unit) gets exactly the certificates and domains of its entry.
+    With ``replace`` (the daily full copy), providers absent from the file are removed — never
+    this provider's own entry. A bad entry is reported and skipped; the others still load.
+    """
+    report = ImportReport()
+    try:
+        entries = ldif.parse(text)
+    except ldif.LdifError as exc:
+        report.errors.append(str(exc))
+        return report
+    records: list[ldif.ProviderRecord] = []
+    # Every entry's (name, unit), even of entries that fail below: a bad entry never deletes its provider.
+    in_file: set[tuple[str, str]] = set()
+    for entry in entries:
+        if not ldif.is_provider_entry(entry):
+            continue
+        in_file.add((entry.first("providerName").strip(), entry.first("providerUnit").strip()))
+        try:
+            records.append(ldif.provider_record(entry))
+        except ldif.LdifError as exc:
+            report.errors.append(str(exc))
+    with transaction.atomic():
+        if replace:
+            for provider in Provider.objects.filter(is_self=False):
+                if (provider.name, provider.unit) not in in_file:
+                    report.removed.append(str(provider))
+                    provider.delete()
+        # Free what the file moves between providers before anyone claims it.
+        for record in records:
+            provider = Provider.objects.filter(name=record.name, unit=record.unit, is_self=False).first()
+            if provider is None:
+                continue
+            ProviderDomain.objects.filter(provider=provider).exclude(
+                domain__in=[normalise_domain(d) for d in record.domains]
+            ).delete()
+            ProviderCertificate.objects.filter(provider=provider).exclude(
+                sha1__in=[certificate_sha1(c) for c in record.certificates]
+            ).delete()
+        for record in records:
+            label = f"{record.name} ({record.unit})" if record.unit else record.name
+            try:
+                with transaction.atomic():
+                    provider, created = Provider.objects.get_or_create(
+                        name=record.name,
+                        unit=record.unit,
+                        defaults={
+                            "mail_receipt": record.mail_receipt,
+                            "description": record.description,
+                            "ldif_location_url": record.ldif_location_url,
+                        },
+                    )
+                    changed = False
+                    for attr in ("mail_receipt", "description", "ldif_location_url"):
+                        if getattr(provider, attr) != getattr(record, attr):
+                            setattr(provider, attr, getattr(record, attr))
+                            changed = True
+                    if changed and not created:
+                        provider.save()
+                    remove = not provider.is_self
+                    changed |= _sync_certificates(provider, record.certificates, remove=remove)
+                    changed |= _sync_domains(provider, record.domains, remove=remove)
+            except ldif.LdifError as exc:
+                report.errors.append(f"{label}: {exc}")
+                continue
+            if created:
+                report.created.append(label)
+            elif changed:
+                report.updated.append(label)
+            else:
+                report.unchanged.append(label)
+    return report
+
+
+def _record(provider: Provider) -> ldif.ProviderRecord:
+    return ldif.ProviderRecord(
+        name=provider.name,
+        unit=provider.unit,
+        mail_receipt=provider.mail_receipt,
+        domains=[d.domain for d in provider.domains.all()],
+        certificates=[x509.load_der_x509_certificate(bytes(c.der)) for c in provider.certificates.all()],
+        description=provider.description,
+        ldif_location_url=provider.ldif_location_url,
+    )
+
+
+def ldif_export(*, only_self: bool = False) -> str:
+    """Return the index as LDIF (the ``o=postacert`` root, then one entry per provider)."""
+    root = ldif.LdifEntry(dn=ldif.BASE_DN)
+    root.add("objectClass", "top")
+    root.add("objectClass", "organization")
+    root.add("o", "postacert")
+    providers = Provider.objects.prefetch_related("certificates", "domains")
+    if only_self:
+        providers = providers.filter(is_self=True)
+    entries = [] if only_self else [root]
+    entries.extend(_record(p).to_entry() for p in providers)
+    return ldif.write(entries)
+
+
+def provider_register_self(*, identity: ProviderIdentity, description: str = "") -> bool:
+    """List this provider in its own index (name, service mailbox, domain, certificate); True if changed.
+
+    Safe to call on every start: earlier certificates stay listed (key rollover), nothing is
+    written when everything is already there.
+    """
+    domain = normalise_domain(identity.domain)
+    sha1 = certificate_sha1(identity.cert)
+    current = Provider.objects.filter(is_self=True).first()
+    if (
+        current is not None
+        and current.name == identity.name
+        and current.mail_receipt == identity.service_address
+        and current.certificates.filter(sha1=sha1).exists()
+        and current.domains.filter(domain=domain).exists()
+    ):
+        return False
+    with transaction.atomic():
+        provider = Provider.objects.select_for_update().filter(is_self=True).first()
+        if provider is None:
+            provider = Provider.objects.filter(name=identity.name, unit="").first()
+        if provider is None:
+            provider = Provider(name=identity.name, unit="")
+        provider.name = identity.name
+        provider.mail_receipt = identity.service_address
+        provider.is_self = True
+        if description:
+            provider.description = description
+        provider.save()
+        _sync_certificates(provider, [identity.cert], remove=False)
+        ProviderDomain.objects.filter(domain=domain).exclude(provider=provider).delete()
+        _sync_domains(provider, [domain], remove=False)
+    return True
+
+
+def provider_list() -> list[Provider]:
+    return list(Provider.objects.prefetch_related("certificates", "domains"))
