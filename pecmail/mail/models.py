@@ -191,9 +191,7 @@ class Delivery(models.Model):
     taken_in_charge_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    receipt = models.ForeignKey(
-        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    receipt = models.ForeignKey(Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
         ordering = ["id"]

@@ -6,6 +6,7 @@ Nothing in this module writes bytes back into a message (signed bytes are eviden
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.errors
 import email.header
@@ -86,10 +87,8 @@ def addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
         if "@" not in address or address in seen:
             continue
         seen.add(address)
-        try:
+        with contextlib.suppress(LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
             display = str(email.header.make_header(email.header.decode_header(display)))
-        except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-            pass
         result.append((display, address))
     return result
 

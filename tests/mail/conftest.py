@@ -20,10 +20,15 @@ def _provider_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def provider(settings, _provider_dir) -> pki.ProviderIdentity:
-    """Points PEC_SIGNING_KEY/CERT and PEC_CA_CERT at the session identity and returns it."""
+def provider(db, settings, _provider_dir) -> pki.ProviderIdentity:
+    """Points PEC_SIGNING_KEY/CERT and PEC_CA_CERT at the session identity, lists it in the
+    providers index (so our own signatures are trusted) and returns it."""
+    from pecmail.certification.index import provider_register_self
+
     settings.PEC_PKI_DIR = _provider_dir
     settings.PEC_SIGNING_KEY = _provider_dir / "provider.key"
     settings.PEC_SIGNING_CERT = _provider_dir / "provider.pem"
     settings.PEC_CA_CERT = _provider_dir / "ca.pem"
-    return pki.load_identity()
+    identity = pki.load_identity()
+    provider_register_self(identity=identity)
+    return identity

@@ -71,8 +71,9 @@ def test_it_never_raises_on_malformed_mime():
         b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; charset=bogus-42\r\n\r\nhi\r\n",
         b"Content-Type: multipart/mixed\r\n\r\nno boundary at all",
         b"Subject: =?utf-8?B?!!!?=\r\nFrom: <<<@>>>\r\nDate: yesterday\r\nContent-Transfer-Encoding: base64\r\n\r\n@@@@",
-        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n" + b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n" * 200,
-        b"Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"../../etc/passwd\"\r\n\r\nSubject: in\r\n\r\nbody",
+        b"Content-Type: multipart/mixed; boundary=a\r\n\r\n"
+        + b"--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n" * 200,
+        b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="../../etc/passwd"\r\n\r\nSubject: in\r\n\r\nbody',
     ]
     for raw in hostile:
         parsed = parsing.message_parts(raw)
@@ -90,5 +91,7 @@ def test_it_reports_unknown_attachment_indexes_as_keyerror():
 
 
 def test_it_previews_html_only_messages_as_text():
-    parsed = parsing.ParsedMessage(html="<style>x{}</style><p>Hello&nbsp;<b>world</b></p><script>bad()</script>")
+    parsed = parsing.ParsedMessage(
+        html="<style>x{}</style><p>Hello&nbsp;<b>world</b></p><script>bad()</script>"
+    )
     assert parsing.preview_of(parsed) == "Hello world"

@@ -1,0 +1,371 @@
+"""The certification pipeline for submissions from pecmail's own users, and local delivery.
+
+    message_submit (services) ─▶ message_accept ─▶ message_deliver_local ─▶ delivery_local × N
+                                      │                                          │
+                          acceptance or non-acceptance                delivery receipt or
+                          (signed, into the sender's Inbox)           avviso di mancata consegna
+
+Every step claims its work with a conditional UPDATE inside one transaction, and unique
+constraints (one acceptance per submission, one delivery per message × mailbox, one receipt
+per message × recipient × kind) make a repeated task a no-op. All PEC formats and signatures
+come from ``pecmail.certification``; this module only decides, stores and links.
+
+For the transport engineer:
+- Recipients outside ``settings.PEC_DOMAIN`` stay ``Delivery.State.QUEUED``; the transport
+  envelope to relay is ``storage.raw_get(delivery.message.envelope_sha256)``. The signal
+  ``envelope_accepted`` fires after commit with ``message_id`` and ``remote_recipients``.
+- A transport envelope that arrives over SMTP for local recipients is delivered with
+  ``envelope_deliver_local(raw=…, recipients=[…])``; the delivery receipts it calls for are built
+  with ``delivery_receipt_build(envelope=…, recipient=…, delivered=…)`` and go back to the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from pecmail.certification import classify as classify_module
+from pecmail.certification import envelopes, pki
+
+from . import parsing, storage
+from .models import Delivery, Folder, Mailbox, Message
+
+logger = logging.getLogger(__name__)
+
+# Sent after the commit that accepted a submission: kwargs message_id, remote_recipients.
+envelope_accepted = Signal()
+
+
+def log_append(**fields: object) -> None:
+    """One row of the provider log (pecmail.certification.log), in the caller's transaction."""
+    from pecmail.certification.log import log_append as append
+
+    append(**fields)
+
+
+def local_domain() -> str:
+    return settings.PEC_DOMAIN.lower()
+
+
+def is_local(address: str) -> bool:
+    return address.rpartition("@")[2].lower() == local_domain()
+
+
+def trust_store():  # noqa: ANN201 - TrustStore, imported lazily (the index needs the ORM)
+    from pecmail.certification.index import trust_store as index_trust_store
+
+    return index_trust_store()
+
+
+def is_certified_domain(address: str) -> bool:
+    """A recipient is certificato when its domain is ours or a PEC domain of the providers index."""
+    domain = address.rpartition("@")[2].lower()
+    if domain == local_domain():
+        return True
+    try:
+        return bool(trust_store().is_pec_domain(domain))
+    except Exception:  # noqa: BLE001 - an unreadable index must not certify an ordinary domain
+        logger.exception("providers index unavailable; %s treated as esterno", domain)
+        return False
+
+
+# --- Acceptance -------------------------------------------------------------------------
+
+
+def formal_problems(*, sent: Message, raw: bytes) -> list[str]:
+    """The reasons (SPEC §2.1, §13.1) the submission must be refused; empty when it passes."""
+    problems: list[str] = []
+    headers = parsing.parse_bytes(raw)
+    senders = parsing.addresses(headers, "From")
+    if len(senders) != 1 or senders[0][1] != sent.mailbox.address.lower():
+        problems.append(_("The sender is not the authenticated mailbox."))
+    to = [a.lower() for a in sent.to_addresses]
+    cc = [a.lower() for a in sent.cc_addresses]
+    if not to:
+        problems.append(_("The message has no recipient in To."))
+    rcpt = recipients_of(sent)
+    if not set(rcpt) <= set(to) | set(cc):
+        problems.append(_("Some recipients are not listed in To or Cc."))
+    if sent.bcc_addresses or headers.get("Bcc") is not None:
+        problems.append(_("Bcc recipients are not allowed in certified mail."))
+    for address in [*to, *cc, *rcpt]:
+        try:
+            validate_email(address)
+        except ValidationError:
+            problems.append(_("Invalid address: %(address)s") % {"address": address})
+    max_recipients = getattr(settings, "PEC_MAX_RECIPIENTS", 500)
+    if len(rcpt) > max_recipients:
+        problems.append(_("Too many recipients (at most %(n)d).") % {"n": max_recipients})
+    max_total = getattr(settings, "PEC_MAX_TOTAL_SIZE", 100 * 1024 * 1024)
+    if len(raw) * max(len(rcpt), 1) > max_total:
+        problems.append(_("Message size × recipients exceeds the provider limit."))
+    return problems
+
+
+def recipients_of(sent: Message) -> list[str]:
+    """The SMTP recipients of a submission: its RCPT list, else To ∪ Cc in order."""
+    if sent.rcpt_addresses is not None:
+        return [a.lower() for a in sent.rcpt_addresses]
+    seen: list[str] = []
+    for address in [*sent.to_addresses, *sent.cc_addresses]:
+        if address.lower() not in seen:
+            seen.append(address.lower())
+    return seen
+
+
+def _transaction_for(*, sent: Message, raw: bytes, pec_id: str, when: datetime) -> envelopes.Transaction:
+    """The certification data of a submission, read from the original's own headers."""
+    types = {a: ("certificato" if is_certified_domain(a) else "esterno") for a in recipients_of(sent)}
+    return envelopes.Transaction.from_message(raw, pec_id=pec_id, when=when, recipient_types=types)
+
+
+def message_accept(*, message_id: int) -> str:
+    """Accept or refuse a submission; returns "accepted", "refused" or "skipped" (already done).
+
+    Under ONE timestamp: the PEC identifier, the signed acceptance receipt (or avviso di non
+    accettazione) in the sender's Inbox linked to the Sent copy, the transport envelope,
+    the Delivery rows and the log rows. Local recipients are delivered after commit.
+    """
+    with transaction.atomic():
+        # The claim: only one run moves the submission out of PENDING; a crash rolls it back.
+        claimed = Message.objects.filter(
+            pk=message_id, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
+        ).update(submission_state=Message.Submission.ACCEPTED)
+        if not claimed:
+            return "skipped"
+        sent = Message.objects.select_related("mailbox").get(pk=message_id)
+        raw = storage.raw_get(sent.raw_sha256)
+        identity = pki.load_identity()
+        when = timezone.now()
+        pec_id = envelopes.new_pec_id(identity.domain, when)
+        tx = _transaction_for(sent=sent, raw=raw, pec_id=pec_id, when=when)
+        problems = formal_problems(sent=sent, raw=raw)
+        inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
+        if problems:
+            reason = " ".join(str(p) for p in problems)
+            built = envelopes.build_non_acceptance(tx, identity=identity, reason=reason)
+            _store_notice(sent=sent, folder=inbox, built=built, kind=Message.Kind.NON_ACCEPTANCE)
+            Message.objects.filter(pk=sent.pk).update(
+                submission_state=Message.Submission.REFUSED, pec_id=pec_id
+            )
+            log_append(
+                event="non-accettazione",
+                identifier=pec_id,
+                msgid=sent.client_msgid,
+                sender=sent.mailbox.address,
+                recipients=tx_addresses(tx),
+                subject=sent.subject,
+                details={"problems": [str(p) for p in problems]},
+                at=when,
+            )
+            return "refused"
+        acceptance = envelopes.build_acceptance(tx, identity=identity)
+        _store_notice(sent=sent, folder=inbox, built=acceptance, kind=Message.Kind.ACCEPTANCE)
+        envelope = envelopes.build_transport_envelope(tx, raw, identity=identity)
+        envelope_sha256 = storage.raw_put(envelope.raw)
+        Message.objects.filter(pk=sent.pk).update(pec_id=pec_id, envelope_sha256=envelope_sha256)
+        to = {a.lower() for a in sent.to_addresses}
+        rcpt = recipients_of(sent)
+        for address in rcpt:
+            Delivery.objects.create(
+                message=sent,
+                recipient=address,
+                header=Delivery.Header.TO if address in to else Delivery.Header.CC,
+                certified=tx.recipient_types.get(address) == "certificato",
+            )
+        log_append(
+            event="accettazione",
+            identifier=pec_id,
+            msgid=sent.client_msgid,
+            sender=sent.mailbox.address,
+            recipients=tx_addresses(tx),
+            subject=sent.subject,
+            at=when,
+        )
+        log_append(
+            event="busta-trasporto",
+            identifier=pec_id,
+            msgid=sent.client_msgid,
+            sender=sent.mailbox.address,
+            recipients=tx_addresses(tx),
+            subject=sent.subject,
+            at=when,
+        )
+        remote = [a for a in rcpt if not is_local(a)]
+        from . import tasks
+
+        if len(remote) < len(rcpt):
+            tasks.message_deliver_local.delay_on_commit(sent.pk)
+        if remote:
+            transaction.on_commit(
+                lambda: envelope_accepted.send(sender=Message, message_id=sent.pk, remote_recipients=remote)
+            )
+        return "accepted"
+
+
+def tx_addresses(tx: envelopes.Transaction) -> list[str]:
+    return [r.address.lower() for r in tx.recipients]
+
+
+def _store_notice(
+    *, sent: Message, folder: Folder, built: envelopes.BuiltMessage, kind: str, recipient: str = ""
+) -> Message:
+    """File a system message we just built and signed in the sender's mailbox, linked to ``sent``."""
+    from .services import message_store
+
+    return message_store(
+        mailbox=sent.mailbox,
+        raw=built.raw,
+        kind=kind,
+        folder=folder,
+        related=sent,
+        recipient=recipient,
+        classification=classify_module.classify(built.raw, trust=trust_store()),
+    )
+
+
+# --- Local delivery ---------------------------------------------------------------------
+
+
+@dataclass
+class LocalDelivery:
+    """What happened to one recipient of an envelope delivered locally."""
+
+    recipient: str
+    # "delivered" (now or by an earlier run), "no-dest" (no such mailbox here)
+    outcome: str
+    message: Message | None
+
+
+def envelope_deliver_local(*, raw: bytes, recipients: list[str]) -> list[LocalDelivery]:
+    """File the transport envelope ``raw`` unchanged in each local recipient's Inbox.
+
+    Idempotent: a recipient that already holds this envelope (same PEC id) is reported as
+    delivered with the existing message. Unknown mailboxes come back as "no-dest"; no receipt
+    is built here (``delivery_receipt_build`` does that), so SMTP-received envelopes can use it.
+    Call inside a transaction to make the delivery and its receipt one commit.
+    """
+    from .services import message_store
+
+    classification = classify_module.classify(raw, trust=trust_store())
+    pec_id = classification.pec_id or ""
+    results: list[LocalDelivery] = []
+    for recipient in recipients:
+        address = recipient.strip().lower()
+        mailbox = Mailbox.objects.filter(address=address).first()
+        if mailbox is None:
+            results.append(LocalDelivery(recipient=address, outcome="no-dest", message=None))
+            continue
+        existing = Message.objects.filter(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED).first()
+        if existing is None:
+            try:
+                with transaction.atomic():
+                    existing = message_store(
+                        mailbox=mailbox,
+                        raw=raw,
+                        kind=Message.Kind.CERTIFIED,
+                        classification=classification,
+                    )
+            except IntegrityError:
+                existing = Message.objects.get(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED)
+        results.append(LocalDelivery(recipient=address, outcome="delivered", message=existing))
+    return results
+
+
+def message_deliver_local(*, message_id: int) -> list[str]:
+    """Deliver an accepted submission to each of its recipients on our domain; returns their outcomes."""
+    deliveries = Delivery.objects.filter(
+        message_id=message_id, state=Delivery.State.QUEUED, message__envelope_sha256__gt=""
+    ).order_by("id")
+    return [delivery_local(delivery_id=d.pk) for d in deliveries if is_local(d.recipient)]
+
+
+def delivery_local(*, delivery_id: int) -> str:
+    """Deliver one local recipient and file its receipt in the sender's Inbox.
+
+    Returns "delivered", "error" or "skipped" (already handled, or not a local recipient).
+    """
+    with transaction.atomic():
+        when = timezone.now()
+        claimed = (
+            Delivery.objects.filter(pk=delivery_id, state=Delivery.State.QUEUED)
+            .exclude(message__envelope_sha256="")
+            .update(state=Delivery.State.DELIVERED, delivered_at=when)
+        )
+        if not claimed:
+            return "skipped"
+        delivery = Delivery.objects.select_related("message__mailbox").get(pk=delivery_id)
+        if not is_local(delivery.recipient):
+            # Not ours to deliver: give it back to the transport queue.
+            Delivery.objects.filter(pk=delivery_id).update(state=Delivery.State.QUEUED, delivered_at=None)
+            return "skipped"
+        sent = delivery.message
+        envelope = storage.raw_get(sent.envelope_sha256)
+        (result,) = envelope_deliver_local(raw=envelope, recipients=[delivery.recipient])
+        built, kind = delivery_receipt_build(
+            envelope=envelope, recipient=result.recipient, delivered=result.outcome == "delivered", when=when
+        )
+        inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
+        receipt = _store_notice(sent=sent, folder=inbox, built=built, kind=kind, recipient=result.recipient)
+        if result.outcome == "delivered":
+            Delivery.objects.filter(pk=delivery_id).update(receipt=receipt)
+        else:
+            Delivery.objects.filter(pk=delivery_id).update(
+                state=Delivery.State.ERROR,
+                delivered_at=None,
+                receipt=receipt,
+                error=_no_dest_reason(result.recipient),
+            )
+        log_append(
+            event=kind,
+            identifier=built.message_id.strip("<>"),
+            msgid=f"<{sent.pec_id}>",
+            sender=sent.mailbox.address,
+            recipients=[result.recipient],
+            subject=sent.subject,
+            related_ids=[sent.pec_id],
+            at=when,
+        )
+        return "delivered" if result.outcome == "delivered" else "error"
+
+
+def _no_dest_reason(recipient: str) -> str:
+    return f"5.1.1 - {settings.PEC_PROVIDER_NAME} - indirizzo non valido ({recipient})"
+
+
+def delivery_receipt_build(
+    *, envelope: bytes, recipient: str, delivered: bool, when: datetime | None = None
+) -> tuple[envelopes.BuiltMessage, str]:
+    """The signed delivery receipt (or no-dest notice) for one recipient of ``envelope``.
+
+    The receipt type follows the envelope: To → as requested (completa/breve), Cc → sintetica.
+    Returns the built message and its Message.Kind value.
+    """
+    identity = pki.load_identity()
+    when = when or timezone.now()
+    classification = classify_module.classify(envelope, trust=trust_store())
+    if classification.daticert is None:
+        raise ValueError("not a transport envelope: no daticert")
+    headers = parsing.parse_bytes(envelope)
+    to = [a for _n, a in parsing.addresses(headers, "To")]
+    cc = [a for _n, a in parsing.addresses(headers, "Cc")]
+    tx = envelopes.Transaction.from_daticert(classification.daticert, to=to, cc=cc, when=when)
+    if delivered:
+        receipt_type = envelopes.receipt_type_for(recipient, tx.to, tx.cc, tx.receipt_type)
+        built = envelopes.build_delivery_receipt(
+            tx, recipient, receipt_type, classification.postacert, identity=identity
+        )
+        return built, Message.Kind.DELIVERY
+    built = envelopes.build_delivery_error(
+        tx, recipient, "no-dest", _no_dest_reason(recipient), identity=identity
+    )
+    return built, Message.Kind.DELIVERY_ERROR
