@@ -1,0 +1,1 @@
+"""Views of the Messages tab, one module per area: listing, read, compose, folders."""

@@ -1,0 +1,84 @@
+"""Helpers shared by the Messages views: the folder sidebar, keyset cursors, owner-scoped drafts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Q
+from django.http import Http404
+from django.urls import NoReverseMatch, reverse
+
+from .. import selectors
+from ..models import Draft, Folder, Mailbox, Message
+
+PAGE_SIZE = 50
+ROLE_ORDER = {Folder.Role.INBOX: 0, Folder.Role.SENT: 1, Folder.Role.DRAFTS: 2, Folder.Role.TRASH: 3}
+
+
+def folders_sidebar(*, mailbox: Mailbox) -> list[Folder]:
+    """The mailbox's folders, system ones first, each with ``unread`` (drafts: how many)."""
+    folders = list(
+        Folder.objects.filter(mailbox=mailbox).annotate(
+            unread=Count("messages", filter=Q(messages__seen=False))
+        )
+    )
+    drafts = Draft.objects.filter(mailbox=mailbox).count()
+    for folder in folders:
+        if folder.role == Folder.Role.DRAFTS:
+            folder.unread = drafts
+    folders.sort(key=lambda f: (ROLE_ORDER.get(f.role, 9), f.name.lower()))
+    return folders
+
+
+def system_folder(*, mailbox: Mailbox, role: str) -> Folder:
+    return selectors.folder_by_role(mailbox=mailbox, role=role)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def cursor_encode(when: dt.datetime, pk: int) -> str:
+    """"<microseconds since 1970>_<id>": exact integers, so the next page starts right after."""
+    return f"{(when - EPOCH) // MICROSECOND}_{pk}"
+
+
+def cursor_decode(value: str | None) -> tuple[dt.datetime, int] | None:
+    """Parse an "older" link's cursor; a malformed one is a 404, never a full scan."""
+    if not value:
+        return None
+    try:
+        stamp, pk = value.split("_", 1)
+        return EPOCH + int(stamp) * MICROSECOND, int(pk)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise Http404("bad cursor") from exc
+
+
+def optional_url(name: str) -> str:
+    """Another app's URL if that app provides it (the Contacts autocomplete), else ""."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
+
+
+def draft_page(*, mailbox: Mailbox, before: tuple[dt.datetime, int] | None, limit: int) -> list[Draft]:
+    """The mailbox's drafts, most recently edited first, keyset-paginated on (updated_at, id)."""
+    drafts = Draft.objects.filter(mailbox=mailbox)
+    if before is not None:
+        when, pk = before
+        drafts = drafts.filter(Q(updated_at__lt=when) | Q(updated_at=when, pk__lt=pk))
+    return list(drafts.order_by("-updated_at", "-id")[:limit])
+
+
+def message_page(
+    *, folder: Folder, before: tuple[dt.datetime, int] | None, limit: int, hide_folded_receipts: bool
+) -> list[Message]:
+    """One page of a folder, newest first; optionally without receipts folded under a sent message."""
+    if not hide_folded_receipts:
+        return selectors.message_list(folder=folder, before=before, limit=limit)
+    rows = Message.objects.filter(folder=folder, related__isnull=True)
+    if before is not None:
+        when, pk = before
+        rows = rows.filter(Q(date__lt=when) | Q(date=when, pk__lt=pk))
+    return list(rows.order_by("-date", "-id")[:limit])

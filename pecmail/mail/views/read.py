@@ -1,0 +1,202 @@
+"""Reading a message: the page, the sandboxed body frame, attachments and the raw .eml."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from django.contrib import messages as flash
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from pecmail.lib.http import AuthenticatedHttpRequest
+
+from .. import selectors, services
+from ..forms import MoveForm
+from ..models import Folder, Message
+from ..parsing import ParsedMessage, attachment_bytes, message_parts
+from ..sanitize import frame_document, linkify_text, sanitize_html
+from ..storage import RawMissing, raw_get
+from ._common import folders_sidebar
+
+# Served with their own type (still as attachments): formats no browser runs as code.
+SAFE_DOWNLOAD_TYPES = {
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "text/plain",
+    "text/csv",
+    "application/zip",
+    "application/pkcs7-mime",
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/msword",
+    "application/vnd.ms-excel",
+}
+# The message frame: nothing may load or run; remote images only once the user asked.
+FRAME_CSP = (
+    "default-src 'none'; img-src data:{remote}; style-src 'unsafe-inline'; font-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+# A downloaded file opened in a tab still may not run anything.
+DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+
+def _raw(message: Message) -> bytes:
+    try:
+        return raw_get(message.raw_sha256)
+    except RawMissing as exc:
+        raise Http404("raw message missing") from exc
+
+
+def _safe_filename(name: str, fallback: str) -> str:
+    name = unicodedata.normalize("NFC", name or "")
+    name = re.split(r"[\\/]", name)[-1]
+    # No control or bidi-override characters (they disguise "exe.pdf" as "fdp.exe").
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.strip(" .")[:200]
+    return name or fallback
+
+
+def _shown(message: Message, parsed: ParsedMessage) -> ParsedMessage:
+    """What the reader sees: a PEC's original (postacert.eml), but a receipt's own text."""
+    return parsed if message.is_receipt else parsed.display
+
+
+def _daticert(message: Message) -> dict:
+    """The certified data of daticert.xml as stored by the pipeline, with ``data`` as a datetime."""
+    daticert = dict((message.certified_data or {}).get("daticert") or {})
+    if daticert.get("data"):
+        try:
+            daticert["data"] = dt.datetime.fromisoformat(daticert["data"])
+        except (TypeError, ValueError):
+            pass
+    return daticert
+
+
+@require_GET
+@login_required
+def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    if not message.seen:
+        services.message_mark(messages=[message], seen=True)
+        message.seen = True
+    parsed = message_parts(_raw(message))
+    shown = _shown(message, parsed)
+    envelope_attachments = parsed.attachments if shown is not parsed else []
+    context = {
+        "tab": "mail",
+        "message": message,
+        "folder": message.folder,
+        "folders": folders_sidebar(mailbox=message.mailbox),
+        "shown": shown,
+        "text_html": linkify_text(shown.text) if shown.text else "",
+        "has_html": bool(shown.html),
+        "attachments": shown.attachments,
+        "envelope_attachments": envelope_attachments,
+        "daticert": _daticert(message),
+        "deliveries": selectors.deliveries_for(message=message) if message.kind == Message.Kind.SUBMITTED else [],
+        "receipts": selectors.receipts_for(message=message) if message.kind == Message.Kind.SUBMITTED else [],
+        "move_form": MoveForm(mailbox=message.mailbox),
+        "show_images": request.GET.get("images") == "1",
+        "is_sent": message.kind == Message.Kind.SUBMITTED,
+    }
+    return render(request, "mail/read.html", context)
+
+
+@require_GET
+@login_required
+def message_body(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    """The sanitised HTML body alone, for the reading pane's sandboxed frame."""
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    shown = _shown(message, message_parts(_raw(message)))
+    show_images = request.GET.get("images") == "1"
+    sanitized = sanitize_html(shown.html or "", show_remote_images=show_images)
+    response = HttpResponse(frame_document(sanitized.html), content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = FRAME_CSP.format(remote=" https: http:" if show_images else "")
+    # Only this view may be framed, and only by the app itself.
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@login_required
+def message_raw(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    response = HttpResponse(_raw(message), content_type="message/rfc822")
+    name = _safe_filename(message.subject, "message")[:80] + ".eml"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    response["Content-Security-Policy"] = DOWNLOAD_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@login_required
+def message_attachment(request: AuthenticatedHttpRequest, message_id: int, index: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    try:
+        filename, content_type, data = attachment_bytes(_raw(message), index)
+    except KeyError as exc:
+        raise Http404("no such attachment") from exc
+    content_type = (content_type or "").lower()
+    served_type = content_type if content_type in SAFE_DOWNLOAD_TYPES else "application/octet-stream"
+    response = HttpResponse(data, content_type=served_type)
+    response["Content-Disposition"] = content_disposition_header(True, _safe_filename(filename, "attachment"))
+    response["Content-Security-Policy"] = DOWNLOAD_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_POST
+@login_required
+def message_move(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    form = MoveForm(request.POST, mailbox=message.mailbox)
+    if not form.is_valid():
+        flash.error(request, _("Choose a folder."))
+        return redirect("mail:read", message.pk)
+    origin = message.folder_id
+    services.message_move(message=message, folder=form.cleaned_data["folder"])
+    flash.success(request, _("Message moved."))
+    return redirect("mail:folder", origin)
+
+
+@require_POST
+@login_required
+def message_delete(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    origin = message.folder_id
+    in_trash = message.folder.role == Folder.Role.TRASH
+    services.message_delete(message=message)
+    flash.success(request, _("Message deleted.") if in_trash else _("Message moved to the Trash."))
+    return redirect("mail:folder", origin)
+
+
+@require_POST
+@login_required
+def message_mark(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    """Flag/unflag or mark unread one message (the reading pane's buttons)."""
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    what = request.POST.get("mark")
+    if what == "unread":
+        services.message_mark(messages=[message], seen=False)
+        return redirect("mail:folder", message.folder_id)
+    if what in ("flag", "unflag"):
+        services.message_mark(messages=[message], flagged=what == "flag")
+        return redirect(reverse("mail:read", args=[message.pk]))
+    return HttpResponse(_("Unknown action."), status=422)
