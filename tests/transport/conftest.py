@@ -110,3 +110,65 @@ def sink(tmp_path) -> Iterator[tuple[SinkHandler, int]]:
         yield handler, port
     finally:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def _local_pki(tmp_path_factory):
+    # RSA key generation is the slow part: one identity per test session.
+    from django.conf import settings as django_settings
+
+    from pecmail.certification import pki
+
+    directory = tmp_path_factory.mktemp("transport-pki")
+    pki.init_provider(domain=django_settings.PEC_DOMAIN, name=django_settings.PEC_PROVIDER_NAME, directory=directory)
+    return directory
+
+
+@pytest.fixture
+def local_provider(db, settings, _local_pki):
+    """This provider's identity on disk, listed in its own providers index."""
+    from pecmail.certification import pki
+    from pecmail.certification.index import provider_register_self
+
+    settings.PEC_PKI_DIR = _local_pki
+    settings.PEC_SIGNING_KEY = _local_pki / "provider.key"
+    settings.PEC_SIGNING_CERT = _local_pki / "provider.pem"
+    settings.PEC_CA_CERT = _local_pki / "ca.pem"
+    identity = pki.load_identity()
+    provider_register_self(identity=identity)
+    return identity
+
+
+def register_provider(identity, *, name: str | None = None):
+    """List another provider (its certificate and domain) in our providers index."""
+    from cryptography.hazmat.primitives import serialization
+
+    from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
+    from pecmail.certification.trust import certificate_sha1
+
+    provider = Provider.objects.create(name=name or identity.name, mail_receipt=identity.service_address)
+    ProviderCertificate.objects.create(
+        provider=provider,
+        der=identity.cert.public_bytes(serialization.Encoding.DER),
+        sha1=certificate_sha1(identity.cert),
+    )
+    ProviderDomain.objects.create(provider=provider, domain=identity.domain)
+    return provider
+
+
+@pytest.fixture
+def remote_provider(db, local_provider):
+    """Provider A at pec-a.test, trusted by us."""
+    from pecmail.certification import testing
+
+    identity = testing.make_identity("pec-a.test", "Provider A")
+    register_provider(identity)
+    return identity
+
+
+@pytest.fixture
+def routed_sink(sink, settings):
+    """Every remote domain of the tests routes to the sink."""
+    handler, port = sink
+    settings.PEC_ROUTES = {d: f"127.0.0.1:{port}" for d in ("pec-a.test", "pec-b.test", "mail.test")}
+    return handler

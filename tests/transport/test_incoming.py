@@ -1,0 +1,150 @@
+"""The Incoming Point: envelopes from another provider become take-charge, delivery and receipts."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from pecmail.certification import envelopes, testing
+from pecmail.certification.classify import classify
+from pecmail.certification.index import trust_store
+from pecmail.mail.models import Folder, Message
+from pecmail.transport import incoming, services
+from pecmail.transport.models import InboundDelivery, TakeCharge
+from tests.conftest import make_mailbox
+
+DOMAIN = django_settings.PEC_DOMAIN
+
+
+@pytest.fixture
+def carol(db):
+    return make_mailbox("carol", "Carol Verdi")
+
+
+def original(*, to: list[str], cc: list[str], body: str = "Buongiorno.") -> bytes:
+    headers = [
+        "From: Alice Rossi <alice@pec-a.test>",
+        f"To: {', '.join(to)}",
+        *([f"Cc: {', '.join(cc)}"] if cc else []),
+        "Subject: Contratto",
+        "Message-ID: <client-1@pec-a.test>",
+        "Date: Fri, 27 Nov 2026 10:00:00 +0100",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    return ("\r\n".join(headers) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+def envelope_from(identity, *, to: list[str], cc: list[str] = (), body: str = "Buongiorno.") -> bytes:
+    when = timezone.now()
+    raw = original(to=list(to), cc=list(cc), body=body)
+    tx = envelopes.Transaction.from_message(raw, pec_id=envelopes.new_pec_id(identity.domain, when), when=when)
+    return envelopes.build_transport_envelope(tx, raw, identity=identity).raw
+
+
+def receive(raw: bytes, rcpt_tos: list[str], capture) -> None:
+    """Store as pec smtpd does and run everything the commit publishes."""
+    with capture(execute=True):
+        services.inbound_store(raw=raw, mail_from="alice@pec-a.test", rcpt_tos=rcpt_tos, publish_on_commit=True)
+
+
+def inbox(mailbox):
+    return list(Message.objects.filter(mailbox=mailbox, folder__role=Folder.Role.INBOX).order_by("id"))
+
+
+def test_it_takes_charge_once_delivers_and_receipts_each_recipient(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    raw = envelope_from(remote_provider, to=[bob.address], cc=[carol.address])
+    receive(raw, [bob.address, carol.address], django_capture_on_commit_callbacks)
+    local_trust = trust_store()
+    results = [(classify(m["data"], trust=local_trust), m["rcpt_tos"]) for m in routed_sink.messages]
+    kinds = [(r.kind, r.valid, rcpt) for r, rcpt in results]
+    assert kinds == [
+        ("presa-in-carico", True, ["posta-certificata@pec-a.test"]),
+        ("avvenuta-consegna", True, ["alice@pec-a.test"]),
+        ("avvenuta-consegna", True, ["alice@pec-a.test"]),
+    ]
+    assert results[0][0].daticert.ricezione == [bob.address, carol.address]
+    assert [r.receipt_type for r, _ in results[1:]] == ["completa", "sintetica"]
+    for box in (bob, carol):
+        (message,) = inbox(box)
+        assert message.kind == Message.Kind.CERTIFIED
+        assert message.signature_valid is True
+
+
+def test_it_does_nothing_twice_when_a_peer_resends_the_same_envelope(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    raw = envelope_from(remote_provider, to=[bob.address])
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    assert len(inbox(bob)) == 1
+    assert TakeCharge.objects.count() == 1
+    assert InboundDelivery.objects.count() == 1
+    assert len(routed_sink.messages) == 2
+
+
+@pytest.mark.parametrize("forgery", ["one-byte", "untrusted-ca", "unsigned"])
+def test_it_wraps_what_is_not_valid_pec_in_an_anomaly_envelope_without_receipts(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks, forgery
+):
+    if forgery == "one-byte":
+        raw = envelope_from(remote_provider, to=[bob.address], body="Pagare 100 euro.")
+        raw = raw.replace(b"Pagare 100 euro", b"Pagare 900 euro", 1)
+    elif forgery == "untrusted-ca":
+        impostor = testing.make_identity("pec-a.test", "Provider A", ca_name="impostor CA")
+        raw = envelope_from(impostor, to=[bob.address])
+    else:
+        raw = original(to=[bob.address], cc=[])
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    (message,) = inbox(bob)
+    assert message.kind == Message.Kind.ANOMALY
+    assert routed_sink.messages == []
+    assert TakeCharge.objects.count() == 0
+
+
+def test_it_keeps_ordinary_mail_from_a_mailbox_that_refuses_it(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    bob.accept_ordinary_mail = False
+    bob.save()
+    assert services.inbound_admission(raw=original(to=[bob.address], cc=[]), rcpt_tos=[bob.address]).accept is False
+    valid = envelope_from(remote_provider, to=[bob.address])
+    assert services.inbound_admission(raw=valid, rcpt_tos=[bob.address]).accept is True
+
+
+def test_it_reports_a_virus_to_the_sender_provider_and_quarantines(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks, settings
+):
+    from django.core.files.storage import default_storage
+
+    from pecmail.transport.scanner import EICAR
+
+    settings.PEC_VIRUS_SCANNER = "eicar"
+    raw = envelope_from(remote_provider, to=[bob.address], body=EICAR.decode())
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    assert inbox(bob) == []
+    kinds = [(classify(m["data"], trust=trust_store()).kind, m["rcpt_tos"]) for m in routed_sink.messages]
+    assert kinds == [
+        ("presa-in-carico", ["posta-certificata@pec-a.test"]),
+        ("rilevazione-virus", ["posta-certificata@pec-a.test"]),
+    ]
+    (row,) = InboundDelivery.objects.all()
+    assert row.outcome == InboundDelivery.Outcome.VIRUS
+    _dirs, files = default_storage.listdir(f"quarantine/{timezone.now():%Y/%m}")
+    assert len([f for f in files if f.endswith(".eml")]) == 1
+
+
+def test_it_is_idempotent_when_the_processing_task_runs_again(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    raw = envelope_from(remote_provider, to=[bob.address])
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    inbound = services.InboundMessage.objects.get()
+    services.InboundMessage.objects.filter(pk=inbound.pk).update(state="received")
+    with django_capture_on_commit_callbacks(execute=True):
+        incoming.inbound_process(inbound_id=inbound.pk)
+    assert len(inbox(bob)) == 1
+    assert len(routed_sink.messages) == 2

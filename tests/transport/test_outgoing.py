@@ -1,0 +1,195 @@
+"""The sending side: dispatch to other providers, receipts coming back, refusals and deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from pecmail.certification import envelopes, testing
+from pecmail.certification.classify import classify
+from pecmail.mail import services as mail_services
+from pecmail.mail import storage
+from pecmail.mail.models import Delivery, Folder, Message
+from pecmail.transport import deadlines, outbox, services
+from pecmail.transport.models import DeliveryDeadline, OutboundMessage, OutboxItem
+
+from .conftest import free_port, register_provider
+
+BOB = "bob@pec-b.test"
+CAROL = "carol@pec-b.test"
+DAVE = "dave@mail.test"
+
+
+@pytest.fixture
+def provider_b(local_provider):
+    identity = testing.make_identity("pec-b.test", "Provider B")
+    register_provider(identity)
+    return identity
+
+
+@pytest.fixture
+def submit(alice, local_provider, django_capture_on_commit_callbacks):
+    def run(**overrides):
+        kwargs = {
+            "mailbox": alice,
+            "to": [BOB, DAVE],
+            "cc": [CAROL],
+            "subject": "Contratto",
+            "body_text": "In allegato.",
+            "body_html": None,
+            "attachments": [],
+        }
+        kwargs.update(overrides)
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = mail_services.message_submit(**kwargs)
+        sent.refresh_from_db()
+        return sent
+
+    return run
+
+
+def inbox(mailbox):
+    return list(Message.objects.filter(mailbox=mailbox, folder__role=Folder.Role.INBOX).order_by("id"))
+
+
+def deliveries(sent):
+    return {d.recipient: d for d in Delivery.objects.filter(message=sent)}
+
+
+def feed(raw: bytes, rcpt_tos: list[str], capture) -> None:
+    with capture(execute=True):
+        services.inbound_store(raw=raw, mail_from="posta-certificata@pec-b.test", rcpt_tos=rcpt_tos, publish_on_commit=True)
+
+
+def test_it_sends_the_envelope_per_domain_with_deadlines_only_for_certified_recipients(
+    alice, provider_b, routed_sink, submit
+):
+    sent = submit()
+    by_rcpt = {tuple(m["rcpt_tos"]): m for m in routed_sink.messages}
+    assert set(by_rcpt) == {(BOB, CAROL), (DAVE,)}
+    for message in routed_sink.messages:
+        assert message["data"] == _envelope(sent)
+        assert message["tls"] is True
+    rows = deliveries(sent)
+    assert rows[DAVE].certified is False
+    assert rows[DAVE].state == Delivery.State.DELIVERED
+    assert {d.delivery.recipient for d in DeliveryDeadline.objects.all()} == {BOB, CAROL}
+    assert OutboundMessage.objects.filter(state=OutboundMessage.State.SENT).count() == 2
+
+
+def _envelope(sent):
+    return storage.raw_get(sent.envelope_sha256)
+
+
+def _tx(sent, when):
+    result = classify(_envelope(sent))
+    return envelopes.Transaction.from_daticert(
+        result.daticert, to=list(sent.to_addresses), cc=list(sent.cc_addresses), when=when
+    )
+
+
+def test_it_records_take_charge_on_deliveries_and_files_receipts_for_the_user(
+    alice, provider_b, routed_sink, submit, django_capture_on_commit_callbacks
+):
+    sent = submit(to=[BOB], cc=[CAROL])
+    when = timezone.now()
+    tx = _tx(sent, when)
+    take_charge = envelopes.build_take_charge(tx, [BOB, CAROL], identity=provider_b, to="posta-certificata@pec.localhost")
+    feed(take_charge.raw, ["posta-certificata@pec.localhost"], django_capture_on_commit_callbacks)
+    rows = deliveries(sent)
+    assert rows[BOB].taken_in_charge_at is not None
+    assert rows[CAROL].taken_in_charge_at is not None
+    assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE]
+
+    receipt = envelopes.build_delivery_receipt(tx, BOB, "completa", classify(_envelope(sent)).postacert, identity=provider_b)
+    feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
+    feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
+    rows = deliveries(sent)
+    assert rows[BOB].state == Delivery.State.DELIVERED
+    assert rows[BOB].receipt.kind == Message.Kind.DELIVERY
+    assert rows[BOB].receipt.related_id == sent.pk
+    assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE, Message.Kind.DELIVERY]
+    assert rows[CAROL].state == Delivery.State.QUEUED
+
+
+def test_it_turns_a_permanent_refusal_into_a_no_dest_notice(alice, provider_b, routed_sink, submit):
+    routed_sink.rcpt_replies = {"ghost@pec-b.test": "550 5.1.1 Mailbox unknown"}
+    sent = submit(to=["ghost@pec-b.test"], cc=[])
+    (row,) = Delivery.objects.filter(message=sent)
+    assert row.state == Delivery.State.ERROR
+    notice = row.receipt
+    assert notice.kind == Message.Kind.DELIVERY_ERROR
+    result = classify(storage.raw_get(notice.raw_sha256))
+    assert result.daticert.errore == "no-dest"
+
+
+def test_it_tells_the_user_about_a_virus_found_by_the_other_provider(
+    alice, provider_b, routed_sink, submit, django_capture_on_commit_callbacks
+):
+    sent = submit(to=[BOB], cc=[])
+    detection = envelopes.build_virus_detection(
+        _tx(sent, timezone.now()), BOB, "Eicar-Test-Signature", identity=provider_b, to="posta-certificata@pec.localhost"
+    )
+    feed(detection.raw, ["posta-certificata@pec.localhost"], django_capture_on_commit_callbacks)
+    (row,) = Delivery.objects.filter(message=sent)
+    assert row.state == Delivery.State.ERROR
+    assert row.receipt.kind == Message.Kind.DELIVERY_ERROR
+    raw = storage.raw_get(row.receipt.raw_sha256)
+    assert b"X-VerificaSicurezza: errore" in raw
+
+
+def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(
+    alice, provider_b, submit, settings
+):
+    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}
+    start = timezone.now()
+    sent = submit(to=[BOB], cc=[CAROL])
+    assert OutboundMessage.objects.get().state == OutboundMessage.State.QUEUED
+    with time_machine.travel(start + dt.timedelta(hours=11, minutes=59), tick=False):
+        assert deadlines.deadlines_sweep() == 0
+    with time_machine.travel(start + dt.timedelta(hours=12, minutes=1), tick=False):
+        assert deadlines.deadlines_sweep() == 2
+        assert deadlines.deadlines_sweep() == 0
+    with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
+        assert deadlines.deadlines_sweep() == 2
+        assert deadlines.deadlines_sweep() == 0
+    notices = [(m.kind, m.recipient) for m in inbox(alice) if m.kind != Message.Kind.ACCEPTANCE]
+    assert sorted(notices) == sorted(
+        [
+            (Message.Kind.TIMEOUT, BOB),
+            (Message.Kind.TIMEOUT, CAROL),
+            (Message.Kind.DELIVERY_ERROR, BOB),
+            (Message.Kind.DELIVERY_ERROR, CAROL),
+        ]
+    )
+    assert {d.state for d in deliveries(sent).values()} == {Delivery.State.TIMEOUT}
+
+
+def test_it_sends_only_the_final_notice_after_a_take_charge(
+    alice, provider_b, submit, settings, django_capture_on_commit_callbacks
+):
+    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}
+    start = timezone.now()
+    sent = submit(to=[BOB], cc=[])
+    Delivery.objects.filter(message=sent).update(taken_in_charge_at=start)
+    with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
+        assert deadlines.deadlines_sweep() == 1
+    assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE, Message.Kind.DELIVERY_ERROR]
+
+
+def test_it_relays_outbox_rows_a_crash_left_unpublished(alice, provider_b, routed_sink, submit, monkeypatch):
+    """The on-commit publish is lost (as in a crash); the relay sends the envelope later."""
+    monkeypatch.setattr(outbox, "outbox_publish", lambda **kwargs: False)
+    submit(to=[BOB], cc=[])
+    monkeypatch.undo()
+    assert routed_sink.messages == []
+    (item,) = OutboxItem.objects.filter(published_at__isnull=True)
+    assert outbox.outbox_relay() == 0
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=1), tick=False):
+        assert outbox.outbox_relay() == 1
+    assert len(routed_sink.messages) == 1
+    item.refresh_from_db()
+    assert item.published_at is not None
