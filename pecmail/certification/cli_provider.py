@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from pecmail.certification import index, pki
+from pecmail.certification import index, log, pki
 
 
 def register(subparsers: Any, command: Any) -> None:
@@ -18,6 +19,12 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--name", default=None, help="Provider name (default: settings.PEC_PROVIDER_NAME).")
     p.add_argument("--dir", default=None, help="Write the files here instead of the configured paths.")
     p.set_defaults(handler=init_provider_command)
+
+    p = subparsers.add_parser("log-verify", help="Check the provider log's hash chain; exit 1 if broken.")
+    p.set_defaults(handler=log_verify_command)
+    p = subparsers.add_parser("log-sweep", help="Remove provider log rows older than the 30-month retention.")
+    p.add_argument("--now", default=None, help="Pretend it is this ISO 8601 time (for audits of the cutoff).")
+    p.set_defaults(handler=log_sweep_command)
 
     p = subparsers.add_parser("index", help="The local copy of the providers index (LDIF import/export).")
     actions = p.add_subparsers(dest="index_action", required=True, parser_class=type(p))
@@ -105,3 +112,27 @@ def index_list_command(command: Any, options: dict[str, Any]) -> None:
         for cert in provider.certificates.all():
             until = cert.not_after.date().isoformat() if cert.not_after else "?"
             command.stdout.write(f"  certificate {cert.sha1} until {until} {cert.subject}")
+
+
+def log_verify_command(command: Any, options: dict[str, Any]) -> None:
+    report = log.log_verify()
+    if report.ok:
+        span = f" (#{report.first_seq}–#{report.last_seq})" if report.rows else ""
+        command.stdout.write(f"OK: {report.message}{span}")
+        return
+    command.stderr.write(f"BROKEN at row #{report.bad_seq}: {report.problem}: {report.message}")
+    raise CommandError(f"the provider log chain is broken at row #{report.bad_seq} ({report.problem})")
+
+
+def log_sweep_command(command: Any, options: dict[str, Any]) -> None:
+    now = None
+    if options.get("now"):
+        try:
+            now = dt.datetime.fromisoformat(options["now"])
+        except ValueError as exc:
+            raise CommandError(f"--now: {exc}") from exc
+        if now.tzinfo is None:
+            raise CommandError("--now needs a UTC offset")
+    cutoff = log.retention_cutoff(now)
+    removed = log.log_sweep(now)
+    command.stdout.write(f"removed {removed} provider log rows older than {cutoff.isoformat()}")

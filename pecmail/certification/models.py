@@ -95,6 +95,12 @@ class ProviderLogQuerySet(models.QuerySet):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("the provider log is append-only; retention goes through log_sweep")
 
+    def bulk_create(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("append provider log rows with pecmail.certification.log.log_append")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("the provider log is append-only")
+
     def retention_delete(self) -> tuple[int, dict[str, int]]:
         """Delete rows for the retention sweep only (``pecmail.certification.log.log_sweep``)."""
         return super().delete()

@@ -1,0 +1,239 @@
+"""The provider log (SPEC §7.3): append-only, hash-chained, kept 30 months.
+
+Every row stores the SHA-256 of the previous row (``prev_hash``) and of its own canonical
+serialisation (``hash``). Appends are serialised on the single ``ProviderLogHead`` row
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite runs IMMEDIATE transactions), so two writers can
+never fork the chain; unique constraints on ``seq`` and ``prev_hash`` are the last line of defence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from pecmail.certification.models import ProviderLogEntry, ProviderLogHead
+
+GENESIS = "0" * 64
+RETENTION_MONTHS = 30
+HEAD_ID = 1
+
+
+@dataclass
+class LogVerifyReport:
+    ok: bool
+    rows: int
+    first_seq: int | None = None
+    last_seq: int | None = None
+    # The first bad row and what is wrong with it: "altered", "inserted" or "deleted".
+    bad_seq: int | None = None
+    problem: str = ""
+    message: str = ""
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    # PostgreSQL text cannot hold NUL; hostile subjects must still be logged, so replace it.
+    value = str(value).replace("\x00", "\ufffd")
+    return value[:limit] if limit else value
+
+
+def _timestamp(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical(entry: ProviderLogEntry) -> bytes:
+    """The bytes a row's hash covers: sorted, compact JSON of every field but ``hash``."""
+    return json.dumps(
+        {
+            "seq": entry.seq,
+            "at": _timestamp(entry.at),
+            "event": entry.event,
+            "identifier": entry.identifier,
+            "msgid": entry.msgid,
+            "sender": entry.sender,
+            "recipients": list(entry.recipients),
+            "subject": entry.subject,
+            "related_ids": list(entry.related_ids),
+            "provider": entry.provider,
+            "details": entry.details_json,
+            "prev_hash": entry.prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode("utf-8")
+
+
+def entry_hash(entry: ProviderLogEntry) -> str:
+    return hashlib.sha256(canonical(entry)).hexdigest()
+
+
+def _head_for_update() -> ProviderLogHead:
+    head = ProviderLogHead.objects.select_for_update().filter(pk=HEAD_ID).first()
+    if head is None:
+        ProviderLogHead.objects.get_or_create(
+            pk=HEAD_ID, defaults={"hash": GENESIS, "anchor_prev_hash": GENESIS}
+        )
+        head = ProviderLogHead.objects.select_for_update().get(pk=HEAD_ID)
+    return head
+
+
+def log_append(
+    *,
+    event: str,
+    identifier: str,
+    msgid: str = "",
+    sender: str = "",
+    recipients: Iterable[str] = (),
+    subject: str = "",
+    related_ids: Iterable[str] = (),
+    provider: str = "",
+    details: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> ProviderLogEntry:
+    """Append one event to the provider log and return the stored row.
+
+    ``at`` is the transaction's single timestamp (SPEC §7.2; default now). Runs in its own
+    atomic block: inside a caller's transaction the log row commits or rolls back with it.
+    """
+    if not event:
+        raise ValueError("event is required")
+    at = at or timezone.now()
+    if timezone.is_naive(at):
+        raise ValueError("at must be an aware datetime")
+    details_json = json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with transaction.atomic():
+        head = _head_for_update()
+        entry = ProviderLogEntry(
+            seq=head.seq + 1,
+            at=at,
+            event=_text(event, 64),
+            identifier=_text(identifier, 255),
+            msgid=_text(msgid, 998),
+            sender=_text(sender, 254),
+            recipients=[_text(r) for r in recipients],
+            subject=_text(subject),
+            related_ids=[_text(r) for r in related_ids],
+            provider=_text(provider, 200),
+            details_json=details_json,
+            prev_hash=head.hash,
+        )
+        entry.hash = entry_hash(entry)
+        entry.save()
+        ProviderLogHead.objects.filter(pk=HEAD_ID).update(seq=entry.seq, hash=entry.hash)
+    return entry
+
+
+def log_verify() -> LogVerifyReport:
+    """Walk the whole chain; report the first altered, inserted or deleted row."""
+    head = ProviderLogHead.objects.filter(pk=HEAD_ID).first()
+    if head is None:
+        exists = ProviderLogEntry.objects.exists()
+        if exists:
+            first = ProviderLogEntry.objects.order_by("seq").values_list("seq", flat=True).first()
+            return LogVerifyReport(
+                ok=False,
+                rows=0,
+                bad_seq=first,
+                problem="inserted",
+                message="rows exist but the log head is missing",
+            )
+        return LogVerifyReport(ok=True, rows=0, message="the log is empty")
+    expected_seq = head.anchor_seq
+    expected_prev = head.anchor_prev_hash
+    rows = 0
+    first_seq: int | None = None
+
+    def fail(seq: int | None, problem: str, message: str) -> LogVerifyReport:
+        return LogVerifyReport(
+            ok=False,
+            rows=rows,
+            first_seq=first_seq,
+            last_seq=expected_seq - 1,
+            bad_seq=seq,
+            problem=problem,
+            message=message,
+        )
+
+    for entry in ProviderLogEntry.objects.order_by("seq").iterator(chunk_size=2000):
+        if first_seq is None:
+            first_seq = entry.seq
+        if entry.seq > head.seq:
+            return fail(entry.seq, "inserted", f"row #{entry.seq} is after the last appended row #{head.seq}")
+        if entry.seq < expected_seq:
+            return fail(
+                entry.seq, "inserted", f"row #{entry.seq} precedes the retention anchor #{expected_seq}"
+            )
+        if entry.seq > expected_seq:
+            missing = (
+                f"#{expected_seq}" if entry.seq == expected_seq + 1 else f"#{expected_seq}–#{entry.seq - 1}"
+            )
+            return fail(entry.seq, "deleted", f"row {missing} is missing before row #{entry.seq}")
+        if entry_hash(entry) != entry.hash:
+            return fail(entry.seq, "altered", f"row #{entry.seq} does not match its hash")
+        if entry.prev_hash != expected_prev:
+            return fail(
+                entry.seq,
+                "inserted",
+                f"row #{entry.seq} does not follow the row before it (inserted or replaced)",
+            )
+        rows += 1
+        expected_seq = entry.seq + 1
+        expected_prev = entry.hash
+    if expected_seq - 1 != head.seq:
+        return fail(
+            expected_seq, "deleted", f"rows #{expected_seq}–#{head.seq} at the end of the log are missing"
+        )
+    if expected_prev != head.hash:
+        return fail(head.seq, "altered", f"row #{head.seq} does not match the recorded head of the log")
+    return LogVerifyReport(
+        ok=True,
+        rows=rows,
+        first_seq=first_seq,
+        last_seq=head.seq if rows else None,
+        message=f"{rows} rows, chain intact",
+    )
+
+
+def retention_cutoff(now: dt.datetime | None = None) -> dt.datetime:
+    """Rows strictly older than this may go: 30 months, or the longer PEC_LOG_RETENTION_DAYS."""
+    now = now or timezone.now()
+    by_months = now - relativedelta(months=RETENTION_MONTHS)
+    by_days = now - dt.timedelta(days=getattr(settings, "PEC_LOG_RETENTION_DAYS", 0))
+    return min(by_months, by_days)
+
+
+def log_sweep(now: dt.datetime | None = None) -> int:
+    """Remove the oldest rows past retention; return how many went.
+
+    Only a prefix of the chain is removed (up to the first row still within retention), and the
+    head records that row's ``prev_hash`` as the anchor, so ``log_verify`` still passes.
+    """
+    cutoff = retention_cutoff(now)
+    with transaction.atomic():
+        head = _head_for_update()
+        keep = (
+            ProviderLogEntry.objects.filter(at__gte=cutoff, seq__gte=head.anchor_seq)
+            .order_by("seq")
+            .values_list("seq", "prev_hash")
+            .first()
+        )
+        if keep is None:
+            anchor_seq, anchor_prev = head.seq + 1, head.hash
+        else:
+            anchor_seq, anchor_prev = keep
+        if anchor_seq == head.anchor_seq:
+            return 0
+        removed, _ = ProviderLogEntry.objects.filter(seq__lt=anchor_seq).retention_delete()
+        ProviderLogHead.objects.filter(pk=HEAD_ID).update(
+            anchor_seq=anchor_seq, anchor_prev_hash=anchor_prev, swept_at=now or timezone.now()
+        )
+    return removed

@@ -1,0 +1,217 @@
+import datetime as dt
+import threading
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, connections
+
+from pecmail.certification import log
+from pecmail.certification.models import AppendOnlyError, ProviderLogEntry, ProviderLogHead
+
+T0 = dt.datetime(2026, 1, 10, 9, 0, tzinfo=dt.UTC)
+
+
+def append(n: int = 1, *, at: dt.datetime = T0, **kwargs):
+    return [
+        log.log_append(
+            event=ProviderLogEntry.Event.ACCEPTANCE,
+            identifier=f"pecmail.{i}@pec.example.test",
+            msgid=f"<client-{i}@example.test>",
+            sender="alice@pec.example.test",
+            recipients=["bob@pec.example.test", "carol@example.test"],
+            subject=f"Fattura {i} — àè",
+            related_ids=[f"ricevuta-{i}@pec.example.test"],
+            provider="pecmail sviluppo",
+            details={"tipo_ricevuta": "completa", "n": i},
+            at=at + dt.timedelta(minutes=i),
+            **kwargs,
+        )
+        for i in range(n)
+    ]
+
+
+def test_it_names_the_table_the_tampering_tests_use():
+    assert ProviderLogEntry._meta.db_table == "certification_providerlogentry"
+
+
+def sql(statement: str, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def test_it_chains_the_rows(db):
+    rows = append(3)
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[0].prev_hash == log.GENESIS
+    assert rows[1].prev_hash == rows[0].hash
+    assert rows[2].prev_hash == rows[1].hash
+    stored = ProviderLogEntry.objects.get(seq=2)
+    assert log.entry_hash(stored) == stored.hash
+    assert stored.details == {"n": 1, "tipo_ricevuta": "completa"}
+    assert stored.recipients == ["bob@pec.example.test", "carol@example.test"]
+    report = log.log_verify()
+    assert report.ok is True
+    assert report.rows == 3
+
+
+def test_it_stores_hostile_text(db):
+    entry = log.log_append(event="ricezione", identifier="x", subject="nul\x00byte", details={"raw": "\x00"})
+    assert ProviderLogEntry.objects.get(pk=entry.pk).subject == "nul\ufffdbyte"
+    assert log.log_verify().ok is True
+
+
+def test_it_refuses_updates_and_deletes_through_the_orm(db):
+    entry = append(1)[0]
+    entry.subject = "changed"
+    with pytest.raises(AppendOnlyError):
+        entry.save()
+    with pytest.raises(AppendOnlyError):
+        entry.delete()
+    with pytest.raises(AppendOnlyError):
+        ProviderLogEntry.objects.filter(pk=entry.pk).update(subject="changed")
+    with pytest.raises(AppendOnlyError):
+        ProviderLogEntry.objects.all().delete()
+    with pytest.raises(AppendOnlyError):
+        ProviderLogEntry.objects.bulk_create([ProviderLogEntry(seq=9)])
+    assert log.log_verify().ok is True
+
+
+def test_it_reports_an_altered_row(db):
+    append(5)
+    sql("UPDATE certification_providerlogentry SET subject = %s WHERE seq = 3", ["Fattura 2 — pagata"])
+    report = log.log_verify()
+    assert report.ok is False
+    assert (report.bad_seq, report.problem) == (3, "altered")
+
+
+def test_it_reports_an_altered_row_whose_hash_was_recomputed(db):
+    append(5)
+    forged = ProviderLogEntry.objects.get(seq=3)
+    forged.subject = "Fattura 2 — pagata"
+    sql(
+        "UPDATE certification_providerlogentry SET subject = %s, hash = %s WHERE seq = 3",
+        [forged.subject, log.entry_hash(forged)],
+    )
+    report = log.log_verify()
+    # Row 3 is self-consistent now, but row 4 still points at the original.
+    assert (report.bad_seq, report.problem) == (4, "inserted")
+
+
+def test_it_reports_a_deleted_row(db):
+    append(5)
+    sql("DELETE FROM certification_providerlogentry WHERE seq = 2")
+    report = log.log_verify()
+    assert (report.bad_seq, report.problem) == (3, "deleted")
+
+
+def test_it_reports_deleted_rows_at_the_end(db):
+    append(5)
+    sql("DELETE FROM certification_providerlogentry WHERE seq >= 4")
+    report = log.log_verify()
+    assert (report.bad_seq, report.problem) == (4, "deleted")
+
+
+def test_it_reports_an_inserted_row(db):
+    rows = append(3)
+    forged = ProviderLogEntry(
+        seq=4, at=T0, event="accettazione", identifier="forged@pec.example.test", prev_hash=rows[-1].hash
+    )
+    forged.hash = log.entry_hash(forged)
+    sql(
+        "INSERT INTO certification_providerlogentry (seq, at, event, identifier, msgid, sender, recipients, subject, related_ids,"
+        " provider, details_json, prev_hash, hash) VALUES (%s, %s, %s, %s, '', '', '[]', '', '[]', '', '{}', %s, %s)",
+        [4, T0, "accettazione", "forged@pec.example.test", forged.prev_hash, forged.hash],
+    )
+    report = log.log_verify()
+    assert (report.bad_seq, report.problem) == (4, "inserted")
+
+
+def test_it_verifies_an_empty_log(db):
+    assert log.log_verify().ok is True
+
+
+def test_it_sweeps_only_rows_older_than_30_months(db, settings):
+    settings.PEC_LOG_RETENTION_DAYS = 30
+    old = append(3, at=dt.datetime(2023, 1, 1, tzinfo=dt.UTC))
+    young = append(2, at=dt.datetime(2024, 6, 1, tzinfo=dt.UTC))
+    now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+    # 30 months before now is 2024-05-27: the 2024-06 rows stay although the days setting is shorter.
+    assert log.retention_cutoff(now) == dt.datetime(2024, 5, 27, tzinfo=dt.UTC)
+    assert log.log_sweep(now) == 3
+    assert list(ProviderLogEntry.objects.values_list("seq", flat=True)) == [4, 5]
+    head = ProviderLogHead.objects.get()
+    assert (head.anchor_seq, head.anchor_prev_hash) == (4, old[-1].hash)
+    assert log.log_verify().ok is True
+    assert log.log_sweep(now) == 0
+    append(1, at=now)
+    assert log.log_verify().ok is True
+    assert young[0].seq == 4
+
+
+def test_it_keeps_the_chain_verifiable_after_sweeping_everything(db):
+    append(2, at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert log.log_sweep(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == 2
+    assert log.log_verify().ok is True
+    append(1, at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    report = log.log_verify()
+    assert report.ok is True
+    assert report.first_seq == 3
+
+
+def test_it_detects_a_row_deleted_before_the_anchor_is_moved(db):
+    append(3, at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    append(2, at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    sql("DELETE FROM certification_providerlogentry WHERE seq <= 4")
+    report = log.log_verify()
+    assert (report.bad_seq, report.problem) == (5, "deleted")
+
+
+def test_it_sweeps_with_the_clock(db, settings):
+    settings.PEC_LOG_RETENTION_DAYS = 1
+    append(1, at=dt.datetime(2023, 1, 1, tzinfo=dt.UTC))
+    with time_machine.travel(dt.datetime(2025, 6, 30, tzinfo=dt.UTC), tick=False):
+        assert log.log_sweep() == 0
+    with time_machine.travel(dt.datetime(2025, 7, 2, tzinfo=dt.UTC), tick=False):
+        assert log.log_sweep() == 1
+
+
+def test_it_runs_log_verify_and_log_sweep_from_the_command_line(db, capsys):
+    append(3)
+    call_command("pec", "log-verify")
+    assert "OK: 3 rows, chain intact (#1–#3)" in capsys.readouterr().out
+    call_command("pec", "log-sweep", "--now", "2030-01-01T00:00:00+00:00")
+    assert "removed 3 provider log rows" in capsys.readouterr().out
+    append(2, at=dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+    sql("UPDATE certification_providerlogentry SET sender = 'mallory@example.test' WHERE seq = 4")
+    with pytest.raises(CommandError, match=r"broken at row #4 \(altered\)"):
+        call_command("pec", "log-verify")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs real concurrent connections (PostgreSQL)"
+)
+@pytest.mark.django_db(transaction=True)
+def test_it_never_forks_the_chain_under_concurrent_writers():
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def writer(n: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(10):
+                log.log_append(event="ricezione", identifier=f"w{n}-{i}@pec.example.test")
+        except BaseException as exc:  # noqa: BLE001 — surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ProviderLogEntry.objects.count() == 40
+    assert log.log_verify().ok is True
