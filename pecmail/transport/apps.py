@@ -8,11 +8,9 @@ class TransportConfig(AppConfig):
     verbose_name = _("Transport")
 
     def ready(self) -> None:
-        try:
-            from pecmail.mail.pipeline import envelope_accepted
-        except ImportError:
-            # The pipeline's own imports (certification) are not importable: nothing to hook.
-            return
+        from pecmail.mail.pipeline import envelope_accepted
+
+        # MAIL-CORE fires this after committing an accepted submission with remote recipients.
         envelope_accepted.connect(_on_envelope_accepted, dispatch_uid="transport.envelope_dispatch")
 
 
