@@ -35,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, pki
+from pecmail.certification.log import log_append
 
 from . import parsing, storage
 from .models import Delivery, Folder, Mailbox, Message
@@ -43,13 +44,6 @@ logger = logging.getLogger(__name__)
 
 # Sent after the commit that accepted a submission: kwargs message_id, remote_recipients.
 envelope_accepted = Signal()
-
-
-def log_append(**fields: object) -> None:
-    """One row of the provider log (pecmail.certification.log), in the caller's transaction."""
-    from pecmail.certification.log import log_append as append
-
-    append(**fields)
 
 
 def local_domain() -> str:

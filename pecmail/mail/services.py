@@ -48,6 +48,14 @@ def folders_ensure(*, mailbox: Mailbox) -> None:
 
 # --- Storing messages -------------------------------------------------------------------
 
+# Kinds whose list row shows the carried message (postacert.eml); the others are about themselves.
+DISPLAY_INNER_KINDS = (
+    Message.Kind.CERTIFIED,
+    Message.Kind.ANOMALY,
+    Message.Kind.ORDINARY,
+    Message.Kind.SUBMITTED,
+)
+
 
 def message_store(
     *,
@@ -90,7 +98,7 @@ def message_store(
         values.update(_classification_fields(classification))
         if kind:
             values["kind"] = kind
-    if values["kind"] not in (Message.Kind.CERTIFIED, Message.Kind.ORDINARY, Message.Kind.SUBMITTED):
+    if values["kind"] not in DISPLAY_INNER_KINDS:
         # A receipt is about the envelope, not about its own text/daticert/p7s parts.
         values["subject"] = parsed.subject[:10000]
         values["from_name"] = (outer_senders[0][0] if outer_senders else "")[:320]

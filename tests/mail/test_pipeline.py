@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from pecmail.certification import smime, testing
+from pecmail.certification.models import ProviderLogEntry
 from pecmail.mail import pipeline, services, storage, tasks
 from pecmail.mail.models import Delivery, Folder, Message
 from tests.conftest import make_mailbox
@@ -108,6 +109,14 @@ def test_it_accepts_delivers_and_receipts_to_and_cc(alice, bob, carol, submit, t
     assert deliveries[BOB].receipt == receipts[1]
     assert deliveries[CAROL].receipt == receipts[2]
     assert deliveries[BOB].delivered_at is not None
+
+    events = ProviderLogEntry.objects.filter(identifier=sent.pec_id).values_list("event", flat=True)
+    assert sorted(events) == ["accettazione", "busta-trasporto"]
+    related = [e for e in ProviderLogEntry.objects.all() if sent.pec_id in e.related_ids]
+    assert sorted((e.event, tuple(e.recipients)) for e in related) == [
+        ("avvenuta-consegna", (BOB,)),
+        ("avvenuta-consegna", (CAROL,)),
+    ]
 
 
 def test_it_stores_the_built_original_byte_exact(alice, bob, submit, monkeypatch):
