@@ -109,11 +109,12 @@ class ProviderLogQuerySet(models.QuerySet):
 class ProviderLogEntry(models.Model):
     """One event of the provider log (SPEC §7.3), hash-chained to the row before it."""
 
+    # The recommended event tokens (the field takes any token: other apps may log their own).
     class Event(models.TextChoices):
         ACCEPTANCE = "accettazione", _("acceptance")
         NON_ACCEPTANCE = "non-accettazione", _("non-acceptance")
         NON_ACCEPTANCE_VIRUS = "non-accettazione-virus", _("non-acceptance for virus")
-        TRANSPORT = "posta-certificata", _("transport envelope")
+        TRANSPORT = "busta-trasporto", _("transport envelope")
         RECEPTION = "ricezione", _("reception from another provider")
         TAKE_CHARGE = "presa-in-carico", _("take-charge receipt")
         DELIVERY = "avvenuta-consegna", _("delivery receipt")
@@ -124,6 +125,9 @@ class ProviderLogEntry(models.Model):
         VIRUS_DETECTION = "rilevazione-virus", _("virus detection")
         ANOMALY = "busta-anomalia", _("anomaly envelope")
         RECEIPT_RECEIVED = "ricevuta-ricevuta", _("receipt received from another provider")
+        SMTP_SENT = "smtp-sent", _("handed over to the next SMTP server")
+        SMTP_REFUSED = "smtp-refused", _("refused by the next SMTP server")
+        SMTP_GAVE_UP = "smtp-gave-up", _("SMTP delivery abandoned")
 
     seq = models.BigIntegerField(_("sequence number"), unique=True)
     at = models.DateTimeField(_("time"), db_index=True)

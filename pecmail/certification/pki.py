@@ -254,8 +254,13 @@ def settings_paths() -> IdentityPaths:
 def read_identity(
     *, key_path: Path, cert_path: Path, ca_path: Path | None, domain: str, name: str
 ) -> ProviderIdentity:
-    """Load a provider identity from PEM files (the certificate file may hold several certificates)."""
+    """Load a provider identity from PEM files (the certificate file may hold several certificates).
+
+    Refuses a private key file that other users of the machine may read or write.
+    """
     try:
+        if Path(key_path).stat().st_mode & 0o007:
+            raise IdentityError(f"{key_path} is accessible to every user: chmod 600 it")
         key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
         certs = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
     except (OSError, ValueError) as exc:

@@ -1,5 +1,6 @@
 import stat
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.management import call_command
@@ -93,3 +94,27 @@ def test_it_runs_init_provider_idempotently(db, settings, tmp_path, capsys):
     second = capsys.readouterr().out
     assert "already exists" in second
     assert settings.PEC_SIGNING_KEY.read_bytes() == key
+
+
+def test_it_refuses_a_world_readable_key(tmp_path):
+    pki.init_provider(domain="pec.acme.test", name="Acme", directory=tmp_path)
+    (tmp_path / "provider.key").chmod(0o644)
+    with pytest.raises(pki.IdentityError, match="chmod 600"):
+        pki.read_identity(
+            key_path=tmp_path / "provider.key",
+            cert_path=tmp_path / "provider.pem",
+            ca_path=None,
+            domain="pec.acme.test",
+            name="Acme",
+        )
+
+
+def test_it_reports_missing_identity_files(tmp_path):
+    with pytest.raises(pki.IdentityError):
+        pki.read_identity(
+            key_path=tmp_path / "nope.key",
+            cert_path=tmp_path / "nope.pem",
+            ca_path=None,
+            domain="x.test",
+            name="X",
+        )
