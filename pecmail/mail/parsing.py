@@ -18,9 +18,9 @@ from datetime import datetime
 from email import policy
 from email.message import Message as EmailMessage
 
-# Bounds so that a hostile message cannot make the reading pane walk forever.
-MAX_DEPTH = 12
-MAX_PARTS = 500
+from pecmail.certification import mimebytes
+
+# Nesting depth and part count are bounded by certification.mimebytes.
 PREVIEW_CHARS = 200
 
 POSTACERT = "postacert.eml"
@@ -49,11 +49,20 @@ class ParsedMessage:
     message_id: str = ""
     priority_high: bool = False
     confidential: bool = False
+    # The PEC headers that say what this is: "posta-certificata"/"errore" (X-Trasporto), or a
+    # receipt type (X-Ricevuta, e.g. "avvenuta-consegna").
+    x_trasporto: str = ""
+    x_ricevuta: str = ""
 
     @property
     def display(self) -> ParsedMessage:
-        """The message a reader wants to see: the postacert.eml of an envelope, else itself."""
-        return self.inner if self.inner is not None else self
+        """The message a reader wants to see: the postacert.eml of an envelope, else itself.
+
+        A receipt carrying the original (a complete delivery receipt) shows the receipt itself.
+        """
+        if self.inner is not None and not self.x_ricevuta:
+            return self.inner
+        return self
 
 
 def parse_bytes(raw: bytes) -> EmailMessage:
@@ -120,39 +129,32 @@ def is_confidential(msg: EmailMessage) -> bool:
     return header_text(msg, "Sensitivity").lower() in {"company-confidential", "private", "personal"}
 
 
-def _payload_bytes(part: EmailMessage) -> bytes:
+def _payload_bytes(part: mimebytes.Part) -> bytes:
+    """The part's content: a nested message exactly as stored, anything else CTE-decoded."""
+    if part.content_type == "message/rfc822" and part.children:
+        return part.children[0].raw
     try:
-        if part.is_multipart():
-            inner = part.get_payload()
-            if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
-                return inner[0].as_bytes(policy=policy.compat32)
-            return b""
-        data = part.get_payload(decode=True)
+        return part.decoded_body()
     except Exception:  # noqa: BLE001 - hostile encodings must not break the reading pane
         return b""
-    return data if isinstance(data, bytes) else b""
 
 
-def _decoded_text(part: EmailMessage) -> str:
+def _decoded_text(part: mimebytes.Part) -> str:
     data = _payload_bytes(part)
-    charset = part.get_content_charset() or "utf-8"
+    try:
+        charset = part.headers.get_content_charset() or "utf-8"
+    except Exception:  # noqa: BLE001
+        charset = "utf-8"
     try:
         return data.decode(charset, errors="replace")
     except LookupError:
         return data.decode("utf-8", errors="replace")
 
 
-def _filename(part: EmailMessage) -> str:
-    try:
-        name = part.get_filename() or part.get_param("name") or ""
-    except Exception:  # noqa: BLE001
-        return ""
-    if isinstance(name, tuple):  # RFC 2231 value not yet collapsed
-        name = email.utils.collapse_rfc2231_value(name)
-    try:
-        name = str(email.header.make_header(email.header.decode_header(str(name))))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        name = str(name)
+def _filename(part: mimebytes.Part) -> str:
+    name = part.filename or ""
+    with contextlib.suppress(LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+        name = str(email.header.make_header(email.header.decode_header(name)))
     return safe_filename(name)
 
 
@@ -162,74 +164,48 @@ def safe_filename(name: str) -> str:
     return "".join(ch for ch in name if ch.isprintable()).strip()
 
 
-def _is_attachment(part: EmailMessage, filename: str) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+def _is_attachment(part: mimebytes.Part, filename: str) -> bool:
+    disposition = (part.headers.get("Content-Disposition") or "").split(";")[0].strip().lower()
     if disposition == "attachment" or filename:
         return True
-    return part.get_content_maintype() not in ("text", "multipart")
+    return part.content_type.split("/")[0] not in ("text", "multipart")
 
 
 class _Walker:
-    """Walks a message tree once, numbering every attachment in the order met (the download index)."""
+    """Walks a message tree once, numbering every attachment in the order met (the download index).
+
+    Works on byte offsets (certification.mimebytes), so a downloaded part, a nested
+    postacert.eml included, is exactly the bytes the message carries.
+    """
 
     def __init__(self) -> None:
         self.counter = 0
-        self.parts = 0
-        self.found: dict[int, EmailMessage] = {}
+        self.found: dict[int, mimebytes.Part] = {}
 
-    def walk(self, msg: EmailMessage, depth: int = 0) -> ParsedMessage:
+    def walk(self, root: mimebytes.Part) -> ParsedMessage:
         parsed = ParsedMessage()
-        self._headers(msg, parsed)
-        self._body(msg, parsed, depth)
+        _read_headers(root.headers, parsed)
+        self._body(root, parsed)
         return parsed
 
-    def _headers(self, msg: EmailMessage, parsed: ParsedMessage) -> None:
-        parsed.subject = header_text(msg, "Subject")
-        senders = addresses(msg, "From")
-        if senders:
-            parsed.from_name, parsed.from_address = senders[0]
-        parsed.to = [a for _n, a in addresses(msg, "To")]
-        parsed.cc = [a for _n, a in addresses(msg, "Cc")]
-        parsed.date = _date(msg)
-        parsed.message_id = _message_id(msg)
-        parsed.priority_high = is_priority_high(msg)
-        parsed.confidential = is_confidential(msg)
-
-    def _body(self, part: EmailMessage, parsed: ParsedMessage, depth: int) -> None:
-        self.parts += 1
-        if depth > MAX_DEPTH or self.parts > MAX_PARTS:
-            return
-        try:
-            ctype = part.get_content_type()
-        except Exception:  # noqa: BLE001
-            ctype = "application/octet-stream"
-        if part.is_multipart() and ctype != "message/rfc822":
-            children = part.get_payload()
-            if not isinstance(children, list):
-                return
+    def _body(self, part: mimebytes.Part, parsed: ParsedMessage) -> None:
+        ctype = part.content_type
+        if ctype.startswith("multipart/"):
             if ctype == "multipart/signed":
                 # The signature part is evidence, not content: list it, but read the signed entity.
-                for child in children[:1]:
-                    self._body(child, parsed, depth + 1)
-                for child in children[1:]:
+                for child in part.children[:1]:
+                    self._body(child, parsed)
+                for child in part.children[1:]:
                     self._attachment(child, parsed, _filename(child) or "smime.p7s")
                 return
-            for child in children:
-                if isinstance(child, EmailMessage):
-                    self._body(child, parsed, depth + 1)
+            for child in part.children:
+                self._body(child, parsed)
             return
         filename = _filename(part)
         if ctype == "message/rfc822":
             self._attachment(part, parsed, filename or "message.eml")
-            inner_list = part.get_payload()
-            if (
-                parsed.inner is None
-                and filename.lower() == POSTACERT
-                and isinstance(inner_list, list)
-                and inner_list
-                and isinstance(inner_list[0], EmailMessage)
-            ):
-                parsed.inner = self.walk(inner_list[0], depth + 1)
+            if parsed.inner is None and filename.lower() == POSTACERT and part.children:
+                parsed.inner = self.walk(part.children[0])
             return
         if not _is_attachment(part, filename):
             if ctype == "text/html" and parsed.html is None:
@@ -241,18 +217,42 @@ class _Walker:
                 return
         self._attachment(part, parsed, filename or "attachment")
 
-    def _attachment(self, part: EmailMessage, parsed: ParsedMessage, filename: str) -> int:
+    def _attachment(self, part: mimebytes.Part, parsed: ParsedMessage, filename: str) -> int:
         index = self.counter
         self.counter += 1
         self.found[index] = part
-        try:
-            ctype = part.get_content_type()
-        except Exception:  # noqa: BLE001
-            ctype = "application/octet-stream"
         parsed.attachments.append(
-            AttachmentInfo(index=index, filename=filename, content_type=ctype, size=len(_payload_bytes(part)))
+            AttachmentInfo(
+                index=index, filename=filename, content_type=part.content_type, size=len(_payload_bytes(part))
+            )
         )
         return index
+
+
+def _read_headers(msg: EmailMessage, parsed: ParsedMessage) -> None:
+    parsed.subject = header_text(msg, "Subject")
+    senders = addresses(msg, "From")
+    if senders:
+        parsed.from_name, parsed.from_address = senders[0]
+    parsed.to = [a for _n, a in addresses(msg, "To")]
+    parsed.cc = [a for _n, a in addresses(msg, "Cc")]
+    parsed.date = _date(msg)
+    parsed.message_id = _message_id(msg)
+    parsed.priority_high = is_priority_high(msg)
+    parsed.confidential = is_confidential(msg)
+    parsed.x_trasporto = header_text(msg, "X-Trasporto").lower()
+    parsed.x_ricevuta = header_text(msg, "X-Ricevuta").lower()
+
+
+def _walk(raw: bytes) -> tuple[_Walker, ParsedMessage]:
+    walker = _Walker()
+    try:
+        return walker, walker.walk(mimebytes.parse(raw))
+    except mimebytes.MimeLimitError:
+        # Too deep or too many parts: show the headers and say why the body is missing.
+        parsed = ParsedMessage(text="(This message is too deeply nested or has too many parts to display.)")
+        _read_headers(parse_bytes(raw[: mimebytes.header_end(raw)]), parsed)
+        return _Walker(), parsed
 
 
 def message_parts(raw: bytes) -> ParsedMessage:
@@ -262,22 +262,24 @@ def message_parts(raw: bytes) -> ParsedMessage:
     met, so ``attachment_bytes(raw, info.index)`` works for either level.
     """
     try:
-        return _Walker().walk(parse_bytes(raw))
+        return _walk(raw)[1]
     except Exception:  # noqa: BLE001 - last line of defence: show the bytes as text
         return ParsedMessage(text=raw.decode("utf-8", errors="replace"))
 
 
 def attachment_bytes(raw: bytes, index: int) -> tuple[str, str, bytes]:
-    """(filename, content type, decoded bytes) of attachment ``index``; KeyError if there is none."""
-    walker = _Walker()
+    """(filename, content type, bytes) of attachment ``index``; KeyError if there is none.
+
+    Files come CTE-decoded; a nested message (postacert.eml) comes byte-exact as carried.
+    """
     try:
-        parsed = walker.walk(parse_bytes(raw))
+        walker, parsed = _walk(raw)
     except Exception as exc:  # noqa: BLE001
         raise KeyError(index) from exc
     part = walker.found.get(index)
     if part is None:
         raise KeyError(index)
-    infos = parsed.attachments + (_all_infos(parsed.inner) if parsed.inner else [])
+    infos = _all_infos(parsed)
     info = next((i for i in infos if i.index == index), None)
     filename = info.filename if info else "attachment"
     content_type = info.content_type if info else "application/octet-stream"

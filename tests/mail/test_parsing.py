@@ -3,6 +3,10 @@ from __future__ import annotations
 from email import policy
 from email.message import EmailMessage
 
+import pytest
+
+from pecmail.certification import testing
+from pecmail.certification.classify import classify
 from pecmail.mail import parsing
 
 
@@ -95,3 +99,22 @@ def test_it_previews_html_only_messages_as_text():
         html="<style>x{}</style><p>Hello&nbsp;<b>world</b></p><script>bad()</script>"
     )
     assert parsing.preview_of(parsed) == "Hello world"
+
+
+SAMPLES = sorted((testing.samples_dir()).glob("*/*.eml"))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_it_reads_real_provider_messages(path):
+    raw = path.read_bytes()
+    parsed = parsing.message_parts(raw)
+    result = classify(raw)
+    if result.postacert is not None:
+        assert parsed.inner is not None
+        (postacert,) = [a for a in parsed.attachments if a.filename == "postacert.eml"]
+        assert parsing.attachment_bytes(raw, postacert.index)[2] == result.postacert
+    if parsed.x_ricevuta:
+        assert parsed.display is parsed
+    elif parsed.inner is not None:
+        assert parsed.display is parsed.inner
+    assert parsed.display.subject != ""
