@@ -96,3 +96,13 @@ def test_it_uses_secure_cookies_and_hsts_when_debug_is_off():
     result = run_python(code, DEBUG="False", SECRET_KEY="x" * 50)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+def test_it_documents_every_setting_of_the_environment_in_env_example():
+    import re
+
+    source = (ROOT / "pecmail" / "settings.py").read_text()
+    read = set(re.findall(r'env_(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z0-9_]+)"', source))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read - documented == set()
