@@ -51,7 +51,10 @@ def init_provider_command(command: Any, options: dict[str, Any]) -> None:
         paths = pki.IdentityPaths.in_directory(Path(options["dir"]))
     else:
         paths = pki.settings_paths()
-    created = pki.init_provider(domain=domain, name=name, paths=paths)
+    try:
+        created = pki.init_provider(domain=domain, name=name, paths=paths)
+    except pki.IdentityError as exc:
+        raise CommandError(str(exc)) from exc
     if created:
         command.stdout.write(f"Created the provider identity for {domain} ({name}):")
     else:

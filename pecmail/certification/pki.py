@@ -224,18 +224,34 @@ def init_provider(
     for parent in {paths.key.parent, paths.cert.parent, paths.ca_cert.parent, paths.ca_key.parent}:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if paths.ca_cert.exists() and paths.ca_key.exists():
-        ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+        ca_key = _load_rsa_key(paths.ca_key)
         ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
-        if not isinstance(ca_key, RSAPrivateKey):
-            raise IdentityError(f"{paths.ca_key} is not an RSA key")
+    elif paths.ca_cert.exists() or paths.ca_key.exists():
+        # A CA certificate without its key is a real CA's: never replace it with a test CA.
+        raise IdentityError(
+            f"{paths.cert} is missing and the test CA is incomplete ({paths.ca_cert}, {paths.ca_key}): "
+            "install the provider certificate issued by your CA"
+        )
     else:
         ca_key, ca_cert = create_test_ca(name)
         _write_private(paths.ca_key, key_to_pem(ca_key))
         _write_public(paths.ca_cert, cert_to_pem(ca_cert))
-    key, cert = issue_provider_certificate(ca_key=ca_key, ca_cert=ca_cert, domain=domain, name=name)
-    _write_private(paths.key, key_to_pem(key))
+    # An existing key is kept (its certificate may have been lost): only the certificate is issued.
+    existing_key = _load_rsa_key(paths.key) if paths.key.exists() else None
+    key, cert = issue_provider_certificate(
+        ca_key=ca_key, ca_cert=ca_cert, domain=domain, name=name, key=existing_key
+    )
+    if existing_key is None:
+        _write_private(paths.key, key_to_pem(key))
     _write_public(paths.cert, cert_to_pem(cert))
     return True
+
+
+def _load_rsa_key(path: Path) -> RSAPrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, RSAPrivateKey):
+        raise IdentityError(f"{path} is not an RSA private key")
+    return key
 
 
 def settings_paths() -> IdentityPaths:

@@ -118,3 +118,27 @@ def test_it_reports_missing_identity_files(tmp_path):
             domain="x.test",
             name="X",
         )
+
+
+def test_it_keeps_an_existing_key_when_the_certificate_was_lost(tmp_path):
+    pki.init_provider(domain="pec.acme.test", name="Acme", directory=tmp_path)
+    key = (tmp_path / "provider.key").read_bytes()
+    (tmp_path / "provider.pem").unlink()
+    assert pki.init_provider(domain="pec.acme.test", name="Acme", directory=tmp_path) is True
+    assert (tmp_path / "provider.key").read_bytes() == key
+    identity = pki.read_identity(
+        key_path=tmp_path / "provider.key",
+        cert_path=tmp_path / "provider.pem",
+        ca_path=tmp_path / "ca.pem",
+        domain="pec.acme.test",
+        name="Acme",
+    )
+    identity.cert.verify_directly_issued_by(identity.chain[0])
+
+
+def test_it_never_replaces_a_ca_certificate_it_has_no_key_for(tmp_path):
+    _, real_ca = pki.create_test_ca("Real CA")
+    (tmp_path / "ca.pem").write_bytes(pki.cert_to_pem(real_ca))
+    with pytest.raises(pki.IdentityError, match="install the provider certificate"):
+        pki.init_provider(domain="pec.acme.test", name="Acme", directory=tmp_path)
+    assert (tmp_path / "ca.pem").read_bytes() == pki.cert_to_pem(real_ca)
