@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from email.message import Message
-from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 MAX_DEPTH = 20
 MAX_PARTS = 1000
 
-_HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
 
@@ -36,7 +35,7 @@ class Part:
     depth: int
     children: list[Part] = field(default_factory=list)
 
-    @property
+    @cached_property
     def content_type(self) -> str:
         return self.headers.get_content_type()
 
@@ -52,7 +51,7 @@ class Part:
     def raw(self) -> bytes:
         return self.buf[self.start : self.end]
 
-    @property
+    @cached_property
     def filename(self) -> str | None:
         """The file name from Content-Disposition ``filename`` or Content-Type ``name``."""
         try:
@@ -110,8 +109,26 @@ def header_end(buf: bytes, start: int = 0, end: int | None = None) -> int:
     return match.end()
 
 
+_FIELD_START = re.compile(rb"^[^\s:]+:", re.MULTILINE)
+
+
 def _parse_headers(data: bytes) -> Message:
-    return _HEADER_PARSER.parsebytes(data)
+    """Return the header fields of ``data`` as a compat32 Message (values as the feedparser keeps them).
+
+    Equivalent to ``BytesHeaderParser(policy=compat32)`` for the fields it finds, but splits
+    the block with one regex instead of the line-by-line feedparser (the hot path of every
+    classification).
+    """
+    message = Message(policy=compat32)
+    fields = []
+    starts = [m.start() for m in _FIELD_START.finditer(data)]
+    for index, start in enumerate(starts):
+        stop = starts[index + 1] if index + 1 < len(starts) else len(data)
+        name, _, value = data[start:stop].partition(b":")
+        text = value.decode("ascii", "surrogateescape").lstrip(" \t").rstrip("\r\n")
+        fields.append((name.decode("ascii", "surrogateescape"), text))
+    message._headers = fields  # noqa: SLF001 - filling the parsed fields directly is the point
+    return message
 
 
 def _boundary(headers: Message) -> bytes | None:
