@@ -215,3 +215,15 @@ def test_it_never_forks_the_chain_under_concurrent_writers():
     assert errors == []
     assert ProviderLogEntry.objects.count() == 40
     assert log.log_verify().ok is True
+
+
+def test_it_sweeps_from_the_beat_task(db, settings):
+    settings.PEC_LOG_RETENTION_DAYS = 1
+    from pecmail.celery import app
+    from pecmail.certification.tasks import log_sweep
+
+    append(2, at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    assert app.conf.beat_schedule["certification.log_sweep"]["task"] == "certification.log_sweep"
+    assert log_sweep.delay().get() == 2
+    assert log_sweep.delay().get() == 0
+    assert log.log_verify().ok is True
