@@ -1,0 +1,155 @@
+"""Helpers shared by the Calendar views: the user's time zone, the page frame, day buckets."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.http import Http404, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from pecmail.lib.http import AuthenticatedHttpRequest
+
+from .. import selectors
+from ..models import Event
+from ..recurrence import Occurrence, describe
+
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
+def with_user_time_zone(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Run the view (and its template) in the user's zone; ``request.agenda_tz`` holds it."""
+
+    @functools.wraps(view)
+    def wrapper(request: AuthenticatedHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        tz = selectors.user_time_zone(user=request.user)
+        request.agenda_tz = tz  # type: ignore[attr-defined]
+        with timezone.override(tz):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def tz_of(request: AuthenticatedHttpRequest) -> ZoneInfo:
+    return request.agenda_tz  # type: ignore[attr-defined,no-any-return]
+
+
+def checked_date(year: int, month: int, day: int = 1) -> date:
+    """The date named by URL parts, or 404."""
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise Http404
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise Http404 from None
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=tz)
+
+
+def today(tz: ZoneInfo) -> date:
+    return timezone.now().astimezone(tz).date()
+
+
+def occurrence_days(occurrence: Occurrence, tz: ZoneInfo) -> list[date]:
+    """The local dates an occurrence covers (an all-day or overnight event spans several)."""
+    first = occurrence.start.astimezone(tz).date()
+    if occurrence.end <= occurrence.start:
+        return [first]
+    # The end is exclusive: an event ending at midnight does not show on the next day.
+    last = (occurrence.end - timedelta(microseconds=1)).astimezone(tz).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def bucket_by_day(
+    occurrences: list[Occurrence], days: list[date], tz: ZoneInfo
+) -> dict[date, list[Occurrence]]:
+    buckets: dict[date, list[Occurrence]] = {day: [] for day in days}
+    for occurrence in occurrences:
+        for day in occurrence_days(occurrence, tz):
+            if day in buckets:
+                buckets[day].append(occurrence)
+    return buckets
+
+
+def month_url(day: date) -> str:
+    return reverse("agenda:month", args=[day.year, day.month])
+
+
+def week_url(day: date) -> str:
+    return reverse("agenda:week", args=[day.year, day.month, day.day])
+
+
+def day_url(day: date) -> str:
+    return reverse("agenda:day", args=[day.year, day.month, day.day])
+
+
+def list_url(day: date) -> str:
+    return reverse("agenda:list") + f"?from={day.isoformat()}"
+
+
+def frame(
+    request: AuthenticatedHttpRequest,
+    *,
+    view: str,
+    anchor: date,
+    title: str,
+    prev_url: str,
+    next_url: str,
+    today_url: str,
+) -> dict[str, Any]:
+    """The context every period page shares: toolbar, calendars, reminders."""
+    tz = tz_of(request)
+    return {
+        "tab": "agenda",
+        "view": view,
+        "anchor": anchor,
+        "period_title": title,
+        "prev_url": prev_url,
+        "next_url": next_url,
+        "today_url": today_url,
+        "views": [
+            ("month", _("Month"), month_url(anchor)),
+            ("week", _("Week"), week_url(anchor)),
+            ("day", _("Day"), day_url(anchor)),
+            ("list", _("List"), list_url(anchor)),
+        ],
+        "calendars": list(selectors.calendar_list(user=request.user)),
+        "reminders": selectors.reminder_list(user=request.user),
+        "time_zone": tz.key,
+        "today": today(tz),
+    }
+
+
+def rule_text(event: Event, tz: ZoneInfo) -> str:
+    """ "Weekly, every 2 weeks, until 1 Jan 2027" for the event page; "" for a one-off."""
+    if not event.rrule:
+        return ""
+    rule = describe(event.rrule)
+    interval = rule["interval"]
+    units = {
+        "DAILY": ngettext("every day", "every %(n)d days", interval),
+        "WEEKLY": ngettext("every week", "every %(n)d weeks", interval),
+        "MONTHLY": ngettext("every month", "every %(n)d months", interval),
+        "YEARLY": ngettext("every year", "every %(n)d years", interval),
+    }
+    text = units.get(rule["freq"], rule["freq"]) % {"n": interval}
+    if rule["until"] is not None:
+        until = rule["until"]
+        if isinstance(until, datetime) and until.tzinfo:
+            until = until.astimezone(tz)
+        text = _("%(rule)s, until %(date)s") % {"rule": text, "date": date_format(until, "DATE_FORMAT")}
+    elif rule["count"]:
+        text = ngettext("%(rule)s, once", "%(rule)s, %(n)d times", rule["count"]) % {
+            "rule": text,
+            "n": rule["count"],
+        }
+    return text[:1].upper() + text[1:]
