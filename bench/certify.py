@@ -29,27 +29,29 @@ from pecmail.certification.envelopes import Transaction  # noqa: E402
 DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
 
 
-def interleaved(first, second, seconds: float = DURATION, slice_seconds: float = 0.2) -> tuple[float, float]:
-    """Return the rates of two workloads measured in alternating short slices.
+def interleaved(first, second, seconds: float = DURATION, slice_seconds: float = 0.2):
+    """Return ((wall rate, CPU rate) of ``first``, (wall rate, CPU rate) of ``second``).
 
-    Alternating keeps both figures under the same machine load (this host is shared), so
-    their ratio stays meaningful even when the absolute rates move.
+    The two workloads run in alternating short slices so that both figures see the same
+    machine load (this host is shared), which keeps their ratio meaningful; the CPU-time
+    rates (``time.process_time``) are the per-core figures, independent of other processes.
     """
     first()
     second()
-    counts, spent = [0, 0], [0.0, 0.0]
+    counts, wall, cpu = [0, 0], [0.0, 0.0], [0.0, 0.0]
     deadline = time.perf_counter() + 2 * seconds
     while time.perf_counter() < deadline:
         for index, func in enumerate((first, second)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             while True:
                 func()
                 counts[index] += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= slice_seconds:
-                    spent[index] += elapsed
+                    wall[index] += elapsed
+                    cpu[index] += time.process_time() - start_cpu
                     break
-    return counts[0] / spent[0], counts[1] / spent[1]
+    return tuple((counts[i] / wall[i], counts[i] / max(cpu[i], 1e-9)) for i in (0, 1))
 
 
 def original_of(size: int) -> bytes:
@@ -80,7 +82,10 @@ def main() -> None:
         key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     when = dt.datetime(2025, 3, 1, 9, 15, 2, tzinfo=dt.UTC)
-    print(f"{'size':>6}  {'RSA-2048 sigs/s':>16}  {'certified msgs/s':>17}  {'ratio':>6}")
+    print("rates per second; 'cpu' = per core of CPU time actually used, 'wall' = elapsed time")
+    print(
+        f"{'size':>6}  {'RSA sigs (cpu)':>14}  {'msgs (cpu)':>10}  {'ratio':>5}  {'RSA sigs (wall)':>15}  {'msgs (wall)':>11}"
+    )
     for label, size in (("4 KiB", 4 * 1024), ("1 MiB", 1024 * 1024)):
         original = original_of(size)
 
@@ -96,9 +101,14 @@ def main() -> None:
                 tx.at(when), tx.to[0], "completa", checked.postacert, identity=receiver
             )
 
-        sig_rate, msg_rate = interleaved(raw_signature, certify)
-        print(f"{label:>6}  {sig_rate:16.1f}  {msg_rate:17.1f}  {msg_rate * 3 / sig_rate:6.2f}")
-    print("ratio = certified msgs/s × 3 ÷ RSA-2048 sigs/s; targets: ≥ 0.5 at 4 KiB, ≥ 80 msgs/s at 1 MiB")
+        (sig_wall, sig_cpu), (msg_wall, msg_cpu) = interleaved(raw_signature, certify)
+        print(
+            f"{label:>6}  {sig_cpu:14.1f}  {msg_cpu:10.1f}  {msg_cpu * 3 / sig_cpu:5.2f}"
+            f"  {sig_wall:15.1f}  {msg_wall:11.1f}"
+        )
+    print(
+        "ratio = msgs/s × 3 ÷ RSA-2048 sigs/s (CPU time); targets: ≥ 0.5 at 4 KiB, ≥ 80 msgs/s per core at 1 MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from email.message import Message
 from email.policy import compat32
+from functools import cached_property
 
 MAX_DEPTH = 20
 MAX_PARTS = 1000
