@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -11,6 +12,16 @@ from pecmail.mail import services as mail_services
 from pecmail.mail.models import Mailbox
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """A test database of this run's own on PostgreSQL: several runs may share one server."""
+    for db_settings in django_settings.DATABASES.values():
+        if db_settings["ENGINE"] == "django.db.backends.sqlite3":
+            continue  # SQLite test databases live in memory, one per process already
+        test = db_settings.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + db_settings['NAME']}_p{os.getpid()}"
 
 
 @pytest.fixture(autouse=True)
