@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class TaskList(models.Model):
@@ -34,7 +35,7 @@ class Task(models.Model):
     class Status(models.TextChoices):
         TODO = "needs-action", _("To do")
         IN_PROGRESS = "in-process", _("In progress")
-        DONE = "completed", _("Done")
+        DONE = "completed", pgettext_lazy("task status", "Done")
 
     # Values are iCalendar PRIORITY numbers (1 highest … 9 lowest), so ascending order is urgency.
     class Priority(models.IntegerChoices):
