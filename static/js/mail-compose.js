@@ -204,7 +204,7 @@
 
   function applyDraft(json) {
     if (!json || !json.draft) return;
-    form.action = json.url;
+    form.setAttribute("action", json.url);
     form.setAttribute("data-attachments-url", json.attachments_url);
     if (window.history && window.location.pathname !== json.url) window.history.replaceState(null, "", json.url);
     if (json.attachments) renderAttachments(json.attachments);
@@ -214,7 +214,7 @@
     if (saving) return saving;
     var wasDirty = dirty;
     dirty = false;
-    saving = fetch(form.action, {
+    saving = fetch(form.getAttribute("action"), {
       method: "POST",
       body: draftData(),
       credentials: "same-origin",
