@@ -31,7 +31,6 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, pki
@@ -76,32 +75,35 @@ def is_certified_domain(address: str) -> bool:
 
 
 def formal_problems(*, sent: Message, raw: bytes) -> list[str]:
-    """The reasons (SPEC §2.1, §13.1) the submission must be refused; empty when it passes."""
+    """The reasons (SPEC §2.1, §13.1) the submission must be refused; empty when it passes.
+
+    In Italian, like the rest of the avviso di non accettazione they are written into.
+    """
     problems: list[str] = []
     headers = parsing.parse_bytes(raw)
     senders = parsing.addresses(headers, "From")
     if len(senders) != 1 or senders[0][1] != sent.mailbox.address.lower():
-        problems.append(_("The sender is not the authenticated mailbox."))
+        problems.append("Il mittente non corrisponde alla casella autenticata.")
     to = [a.lower() for a in sent.to_addresses]
     cc = [a.lower() for a in sent.cc_addresses]
     if not to:
-        problems.append(_("The message has no recipient in To."))
+        problems.append("Nessun destinatario nel campo A (To).")
     rcpt = recipients_of(sent)
     if not set(rcpt) <= set(to) | set(cc):
-        problems.append(_("Some recipients are not listed in To or Cc."))
+        problems.append("Destinatari SMTP non presenti nei campi A (To) o Cc.")
     if sent.bcc_addresses or headers.get("Bcc") is not None:
-        problems.append(_("Bcc recipients are not allowed in certified mail."))
+        problems.append("Destinatari in copia nascosta (Bcc) non ammessi.")
     for address in [*to, *cc, *rcpt]:
         try:
             validate_email(address)
         except ValidationError:
-            problems.append(_("Invalid address: %(address)s") % {"address": address})
+            problems.append(f"Indirizzo non valido: {address}")
     max_recipients = getattr(settings, "PEC_MAX_RECIPIENTS", 500)
     if len(rcpt) > max_recipients:
-        problems.append(_("Too many recipients (at most %(n)d).") % {"n": max_recipients})
+        problems.append(f"Troppi destinatari (al massimo {max_recipients}).")
     max_total = getattr(settings, "PEC_MAX_TOTAL_SIZE", 100 * 1024 * 1024)
     if len(raw) * max(len(rcpt), 1) > max_total:
-        problems.append(_("Message size × recipients exceeds the provider limit."))
+        problems.append("Dimensione del messaggio per numero di destinatari oltre il limite del gestore.")
     return problems
 
 
@@ -145,7 +147,7 @@ def message_accept(*, message_id: int) -> str:
         problems = formal_problems(sent=sent, raw=raw)
         inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
         if problems:
-            reason = " ".join(str(p) for p in problems)
+            reason = " ".join(problems)
             built = envelopes.build_non_acceptance(tx, identity=identity, reason=reason)
             _store_notice(sent=sent, folder=inbox, built=built, kind=Message.Kind.NON_ACCEPTANCE)
             Message.objects.filter(pk=sent.pk).update(
@@ -158,7 +160,7 @@ def message_accept(*, message_id: int) -> str:
                 sender=sent.mailbox.address,
                 recipients=tx_addresses(tx),
                 subject=sent.subject,
-                details={"problems": [str(p) for p in problems]},
+                details={"problems": problems},
                 at=when,
             )
             return "refused"

@@ -184,17 +184,20 @@ def test_it_leaves_other_domains_queued_for_transport(alice, submit, monkeypatch
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "reason"),
     [
-        pytest.param({"to": [], "cc": [BOB]}, id="no-to"),
-        pytest.param({"rcpt": [BOB, CAROL]}, id="rcpt-not-in-to-cc"),
-        pytest.param({"bcc": [CAROL]}, id="bcc"),
-        pytest.param({"to": ["not-an-address"]}, id="invalid-address"),
+        pytest.param({"to": [], "cc": [BOB]}, "Nessun destinatario", id="no-to"),
+        pytest.param({"rcpt": [BOB, CAROL]}, "non presenti nei campi", id="rcpt-not-in-to-cc"),
+        pytest.param({"bcc": [CAROL]}, "copia nascosta", id="bcc"),
+        pytest.param(
+            {"to": ["not-an-address"]}, "Indirizzo non valido: not-an-address", id="invalid-address"
+        ),
     ],
 )
-def test_it_refuses_a_submission_failing_a_formal_check(alice, bob, submit, trust, overrides):
+def test_it_refuses_a_submission_failing_a_formal_check(alice, bob, submit, trust, overrides, reason):
     sent = submit(**overrides)
     assert_refused(alice, bob, sent, trust)
+    assert reason in inbox(alice).get().certified_data["daticert"]["errore_esteso"]
 
 
 def assert_refused(alice, bob, sent, trust):
@@ -214,13 +217,14 @@ def test_it_refuses_oversize_submissions(alice, bob, submit, trust, settings):
     settings.PEC_MAX_TOTAL_SIZE = 2000
     sent = submit(attachments=[("big.bin", "application/octet-stream", b"x" * 1500)], cc=[f"dan@{DOMAIN}"])
     assert_refused(alice, bob, sent, trust)
-    assert "size" in inbox(alice).get().certified_data["daticert"]["errore_esteso"]
+    assert "Dimensione" in inbox(alice).get().certified_data["daticert"]["errore_esteso"]
 
 
 def test_it_refuses_too_many_recipients(alice, bob, submit, trust, settings):
     settings.PEC_MAX_RECIPIENTS = 1
     sent = submit(cc=[CAROL])
     assert_refused(alice, bob, sent, trust)
+    assert "Troppi destinatari" in inbox(alice).get().certified_data["daticert"]["errore_esteso"]
 
 
 def test_it_refuses_a_sender_other_than_the_mailbox(alice, bob, provider, trust):
@@ -239,6 +243,7 @@ def test_it_refuses_a_sender_other_than_the_mailbox(alice, bob, provider, trust)
     assert pipeline.message_accept(message_id=sent.pk) == "refused"
     sent.refresh_from_db()
     assert_refused(alice, bob, sent, trust)
+    assert "Il mittente" in inbox(alice).get().certified_data["daticert"]["errore_esteso"]
 
 
 def test_it_changes_nothing_when_every_task_runs_twice(alice, bob, carol, submit):
