@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -365,3 +365,44 @@ def delivery_receipt_build(
         tx, recipient, "no-dest", _no_dest_reason(recipient), identity=identity
     )
     return built, Message.Kind.DELIVERY_ERROR
+
+
+# --- Recovery ---------------------------------------------------------------------------
+
+# A task published on commit is lost if the process dies between the commit and the publish,
+# or fails for good after its retries: the sweep re-enqueues what has waited longer than this.
+SWEEP_AFTER = timedelta(minutes=2)
+
+
+def pipeline_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-enqueue submissions still pending and local deliveries still queued after SWEEP_AFTER.
+
+    Safe at any time: the tasks it enqueues claim their work, so one still in flight wins
+    and the repeat is a no-op.
+    """
+    from . import tasks
+
+    cutoff = (now or timezone.now()) - SWEEP_AFTER
+    pending = list(
+        Message.objects.filter(
+            kind=Message.Kind.SUBMITTED,
+            submission_state=Message.Submission.PENDING,
+            created_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+    for message_id in pending:
+        tasks.message_accept.delay_on_commit(message_id)
+    queued = [
+        pk
+        for pk, recipient in Delivery.objects.filter(
+            state=Delivery.State.QUEUED,
+            message__submission_state=Message.Submission.ACCEPTED,
+            message__created_at__lt=cutoff,
+        )
+        .exclude(message__envelope_sha256="")
+        .values_list("pk", "recipient")
+        if is_local(recipient)
+    ]
+    for delivery_id in queued:
+        tasks.delivery_local.delay_on_commit(delivery_id)
+    return {"accepted": len(pending), "delivered": len(queued)}

@@ -8,20 +8,43 @@ Enqueue only with ``delay_on_commit`` so that a worker never looks for an uncomm
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
+
+from pecmail.celery import app
 
 from . import pipeline
 
+# Beat entries live with the tasks they schedule.
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "mail.pipeline_sweep": {"task": "pecmail.mail.tasks.pipeline_sweep", "schedule": 60.0},
+}
 
-@shared_task(acks_late=True, name="pecmail.mail.tasks.message_accept")
+# A locked or briefly unreachable database is worth retrying; anything else is a bug to see.
+COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 5,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="pecmail.mail.tasks.message_accept", **COMMON)
 def message_accept(message_id: int) -> str:
     return pipeline.message_accept(message_id=message_id)
 
 
-@shared_task(acks_late=True, name="pecmail.mail.tasks.message_deliver_local")
+@shared_task(name="pecmail.mail.tasks.message_deliver_local", **COMMON)
 def message_deliver_local(message_id: int) -> list[str]:
     return pipeline.message_deliver_local(message_id=message_id)
 
 
-@shared_task(acks_late=True, name="pecmail.mail.tasks.delivery_local")
+@shared_task(name="pecmail.mail.tasks.delivery_local", **COMMON)
 def delivery_local(delivery_id: int) -> str:
     return pipeline.delivery_local(delivery_id=delivery_id)
+
+
+@shared_task(name="pecmail.mail.tasks.pipeline_sweep", **COMMON)
+def pipeline_sweep() -> dict[str, int]:
+    return pipeline.pipeline_sweep()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import time_machine
 from django.conf import settings as django_settings
 
 from pecmail.certification import smime, testing
@@ -311,3 +312,26 @@ def test_it_sends_a_draft_with_its_attachment_and_deletes_it(
     receipt = inbox(alice).get(kind=Message.Kind.DELIVERY)
     assert receipt.receipt_type == "breve"
     assert receipt.certified_data["daticert"]["consegna"] == BOB
+
+
+def test_it_sweeps_submissions_and_deliveries_whose_task_was_lost(
+    alice, bob, provider, django_capture_on_commit_callbacks
+):
+    # Submitted without running the on-commit publish: as if the process died right after commit.
+    with time_machine.travel("2026-11-27 10:00:00+00:00", tick=False):
+        sent = services.message_submit(
+            mailbox=alice, to=[BOB], cc=[], subject="perso", body_text="b", body_html=None, attachments=[]
+        )
+    with time_machine.travel("2026-11-27 10:01:00+00:00", tick=False):
+        assert pipeline.pipeline_sweep() == {"accepted": 0, "delivered": 0}
+    with time_machine.travel("2026-11-27 10:03:00+00:00", tick=False):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            assert pipeline.pipeline_sweep() == {"accepted": 1, "delivered": 0}
+        # Run only the re-enqueued acceptance, not the delivery it publishes in turn.
+        assert tasks.message_accept(sent.pk) == "accepted"
+        assert len(callbacks) == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            assert pipeline.pipeline_sweep() == {"accepted": 0, "delivered": 1}
+        assert inbox(bob).count() == 1
+        assert Delivery.objects.get(message=sent).state == Delivery.State.DELIVERED
+        assert pipeline.pipeline_sweep() == {"accepted": 0, "delivered": 0}
