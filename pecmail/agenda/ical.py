@@ -158,6 +158,10 @@ def _reminder(component: Any) -> int | None:
 
 
 def _event_from(component: Any, default_tz: str) -> EventData:
+    errors = getattr(component, "errors", None)
+    if errors:
+        name, problem = errors[0]
+        raise ValueError(_("unreadable line (%(name)s: %(problem)s)") % {"name": name or "?", "problem": problem})
     if component.get("recurrence-id") is not None:
         raise ValueError(_("a changed single occurrence of a recurring event is not supported"))
     if component.get("dtstart") is None:
@@ -229,6 +233,9 @@ def calendar_parse(data: bytes, *, default_tz: str) -> ParseResult:
     except Exception:
         # The parser raises many kinds of errors on broken input; all mean the same to the user.
         raise IcsError(_("The file is damaged and cannot be read as iCalendar.")) from None
+    if not calendars:
+        # An unterminated VCALENDAR (a truncated download) parses to nothing at all.
+        raise IcsError(_("The file is damaged and cannot be read as iCalendar."))
     events: list[EventData] = []
     skipped: list[tuple[str, str]] = []
     name = ""
