@@ -340,3 +340,18 @@ def _anomaly_deliver(*, inbound: InboundMessage, raw: bytes, result: Classificat
             )
             outcome["recipients"][recipient] = "anomalia"
     return outcome
+
+
+def inbound_retry_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:
+    """Re-run processing for accepted messages still unprocessed after a while (a failed or lost task)."""
+    from . import tasks
+
+    now = now or timezone.now()
+    ids = list(
+        InboundMessage.objects.filter(
+            state=InboundMessage.State.RECEIVED, received_at__lte=now - dt.timedelta(minutes=5)
+        ).values_list("id", flat=True)[:limit]
+    )
+    for inbound_id in ids:
+        tasks.inbound_process.apply_async(kwargs={"inbound_id": inbound_id})
+    return len(ids)

@@ -18,12 +18,19 @@ COMMON = {"acks_late": True, "reject_on_worker_lost": True}
 
 @shared_task(name="transport.outbox_relay", **COMMON)
 def outbox_relay() -> dict[str, int]:
-    """Publish what a crash left in the outbox, resend overdue SMTP rows, dispatch lost submissions."""
+    """Publish what a crash left in the outbox, resend overdue SMTP rows, dispatch lost submissions,
+    re-run inbound processing that failed."""
     from .dispatch import dispatch_sweep
+    from .incoming import inbound_retry_due
     from .outbound import outbound_retry_due
     from .outbox import outbox_relay as relay
 
-    return {"published": relay(), "retried": outbound_retry_due(), "dispatched": dispatch_sweep()}
+    return {
+        "published": relay(),
+        "retried": outbound_retry_due(),
+        "dispatched": dispatch_sweep(),
+        "reprocessed": inbound_retry_due(),
+    }
 
 
 @shared_task(name="transport.inbound_process", **COMMON)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
@@ -148,3 +150,28 @@ def test_it_is_idempotent_when_the_processing_task_runs_again(
         incoming.inbound_process(inbound_id=inbound.pk)
     assert len(inbox(bob)) == 1
     assert len(routed_sink.messages) == 2
+
+
+def test_it_processes_again_later_when_the_scanner_was_unavailable(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks, settings, tmp_path
+):
+    """A scanner outage is not "clean": the message waits and is processed by the retry sweep."""
+    import time_machine
+
+    from pecmail.transport.incoming import inbound_retry_due
+    from pecmail.transport.scanner import ScannerUnavailable
+
+    settings.PEC_VIRUS_SCANNER = "clamd"
+    settings.PEC_CLAMD_SOCKET = str(tmp_path / "down.sock")
+    raw = envelope_from(remote_provider, to=[bob.address])
+    with pytest.raises(ScannerUnavailable):
+        receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    inbound = services.InboundMessage.objects.get()
+    assert inbound.state == "received"
+    assert inbox(bob) == []
+    settings.PEC_VIRUS_SCANNER = "none"
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=6), tick=False):
+        assert inbound_retry_due() == 1
+    inbound.refresh_from_db()
+    assert inbound.state == "processed"
+    assert len(inbox(bob)) == 1

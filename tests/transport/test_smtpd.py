@@ -170,3 +170,21 @@ def test_it_answers_451_when_the_mailbox_lookup_fails(smtp_server, bob, monkeypa
     monkeypatch.undo()
     assert client.command(f"RCPT TO:<{bob.address}>").startswith("250")
     client.close()
+
+
+def test_it_refuses_ordinary_mail_at_data_for_a_mailbox_that_does_not_accept_it(smtp_server, bob, alice, local_provider):
+    bob.accept_ordinary_mail = False
+    bob.save()
+    client = RawClient(*smtp_server)
+    start_transaction(client, bob.address)
+    client.send(MESSAGE + b".\r\n")
+    assert client.reply().startswith("554 5.7.1")
+    assert InboundMessage.objects.count() == 0
+    # With one recipient that accepts it, the message is taken (the anomaly goes to that one only).
+    assert client.command("MAIL FROM:<sender@peer.test>").startswith("250")
+    assert client.command(f"RCPT TO:<{bob.address}>").startswith("250")
+    assert client.command(f"RCPT TO:<{alice.address}>").startswith("250")
+    assert client.command("DATA").startswith("354")
+    client.send(MESSAGE + b".\r\n")
+    assert client.reply().startswith("250")
+    client.close()
