@@ -102,12 +102,16 @@ class ComposeForm(forms.Form):
             self.add_error(
                 None,
                 ngettext(
-                    "At most %(limit)d recipient is allowed.", "At most %(limit)d recipients are allowed.", limit
+                    "At most %(limit)d recipient is allowed.",
+                    "At most %(limit)d recipients are allowed.",
+                    limit,
                 )
                 % {"limit": limit},
             )
         body = data.get("body_html") if data.get("body_format") == "html" else data.get("body_text")
-        estimate = self.attachments_size * 4 // 3 + len((body or "").encode()) + len(data.get("subject") or "")
+        estimate = (
+            self.attachments_size * 4 // 3 + len((body or "").encode()) + len(data.get("subject") or "")
+        )
         total_limit = getattr(settings, "PEC_MAX_TOTAL_SIZE", 100 * 1024 * 1024)
         if recipients and estimate * recipients > total_limit:
             self.add_error(
@@ -135,7 +139,9 @@ class MoveForm(forms.Form):
     def __init__(self, *args, mailbox: Mailbox, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Drafts hold drafts, not messages: nothing is moved there.
-        self.fields["folder"].queryset = Folder.objects.filter(mailbox=mailbox).exclude(role=Folder.Role.DRAFTS)
+        self.fields["folder"].queryset = Folder.objects.filter(mailbox=mailbox).exclude(
+            role=Folder.Role.DRAFTS
+        )
 
 
 class BulkForm(MoveForm):

@@ -6,6 +6,7 @@ opaque origin: the app's cookies are out of its reach.
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit
 
 import pytest
@@ -55,11 +56,10 @@ def test_it_opens_every_corpus_message_without_effect(browser_page, live_server,
             frame = frame_element.element_handle().content_frame()
             frame.wait_for_load_state("load")
             # Hover and click through the content, as a reader would.
-            for link in frame.locator("a, img, div, p").all()[:5]:
-                try:
-                    link.hover(timeout=500)
-                except Exception:  # noqa: BLE001 - an invisible element cannot be hovered: that is fine
-                    pass
+            for element in frame.locator("a, img, div, p").all()[:5]:
+                # An invisible element cannot be hovered: that is fine.
+                with contextlib.suppress(Exception):
+                    element.hover(timeout=500)
             seen = frame.evaluate(
                 "() => { try { return 'cookie:' + document.cookie; } catch (e) { return 'blocked:' + e.name; } }"
             )

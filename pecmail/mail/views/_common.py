@@ -39,7 +39,7 @@ MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def cursor_encode(when: dt.datetime, pk: int) -> str:
-    """"<microseconds since 1970>_<id>": exact integers, so the next page starts right after."""
+    """Return "<microseconds since 1970>_<id>": exact integers, so the next page starts right after."""
     return f"{(when - EPOCH) // MICROSECOND}_{pk}"
 
 

@@ -63,7 +63,9 @@ def _page(
         "max_total_size": getattr(settings, "PEC_MAX_TOTAL_SIZE", 100 * 1024 * 1024),
         "autocomplete_url": optional_url("contacts:autocomplete"),
         "quill_available": quill_available(),
-        "action_url": reverse("mail:draft", args=[draft.pk]) if draft is not None else reverse("mail:compose"),
+        "action_url": reverse("mail:draft", args=[draft.pk])
+        if draft is not None
+        else reverse("mail:compose"),
     }
     return render(request, "mail/compose.html", context, status=status)
 
@@ -194,7 +196,9 @@ def draft_attachments(request: AuthenticatedHttpRequest, draft_id: int) -> HttpR
 
 @require_POST
 @login_required
-def draft_attachment_remove(request: AuthenticatedHttpRequest, draft_id: int, attachment_id: int) -> HttpResponse:
+def draft_attachment_remove(
+    request: AuthenticatedHttpRequest, draft_id: int, attachment_id: int
+) -> HttpResponse:
     draft = selectors.draft_get(user=request.user, draft_id=draft_id)
     attachment = draft.attachments.filter(pk=attachment_id).first()
     if attachment is None:
@@ -223,7 +227,13 @@ def _original(message: Message) -> tuple[str, str, str, list[str], list[str]]:
     try:
         shown = message_parts(raw_get(message.raw_sha256)).display
     except RawMissing:
-        return message.subject, message.from_address, message.preview, message.to_addresses, message.cc_addresses
+        return (
+            message.subject,
+            message.from_address,
+            message.preview,
+            message.to_addresses,
+            message.cc_addresses,
+        )
     certified = message.certified_data or {}
     sender = certified.get("mittente") or shown.from_address or message.from_address
     return shown.subject or message.subject, sender, shown.text, shown.to, shown.cc

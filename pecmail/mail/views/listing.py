@@ -43,7 +43,9 @@ def folder(request: AuthenticatedHttpRequest, folder_id: int) -> HttpResponse:
     return _folder_page(request, selectors.folder_get(user=request.user, folder_id=folder_id))
 
 
-def _folder_page(request: AuthenticatedHttpRequest, folder: Folder, *, status: int = 200, bulk_form=None) -> HttpResponse:
+def _folder_page(
+    request: AuthenticatedHttpRequest, folder: Folder, *, status: int = 200, bulk_form=None
+) -> HttpResponse:
     mailbox = folder.mailbox
     before = cursor_decode(request.GET.get("before"))
     hide_receipts = _hide_receipts(request, folder)
@@ -55,7 +57,9 @@ def _folder_page(request: AuthenticatedHttpRequest, folder: Folder, *, status: i
         last = (page[-1].updated_at, page[-1].pk) if page and more else None
         drafts = page
     else:
-        rows = message_page(folder=folder, before=before, limit=PAGE_SIZE + 1, hide_folded_receipts=hide_receipts)
+        rows = message_page(
+            folder=folder, before=before, limit=PAGE_SIZE + 1, hide_folded_receipts=hide_receipts
+        )
         page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         last = (page[-1].date, page[-1].pk) if page and more else None
         rows = page
@@ -122,7 +126,8 @@ def bulk(request: AuthenticatedHttpRequest, folder_id: int) -> HttpResponse:
     else:
         services.message_mark(messages=chosen, flagged=action == "flag")
     flash.success(
-        request, ngettext("%(n)d message updated.", "%(n)d messages updated.", len(chosen)) % {"n": len(chosen)}
+        request,
+        ngettext("%(n)d message updated.", "%(n)d messages updated.", len(chosen)) % {"n": len(chosen)},
     )
     return redirect(reverse("mail:folder", args=[folder.pk]))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import unicodedata
@@ -79,10 +80,9 @@ def _daticert(message: Message) -> dict:
     """The certified data of daticert.xml as stored by the pipeline, with ``data`` as a datetime."""
     daticert = dict((message.certified_data or {}).get("daticert") or {})
     if daticert.get("data"):
-        try:
+        # An unreadable date is shown as it was written.
+        with contextlib.suppress(TypeError, ValueError):
             daticert["data"] = dt.datetime.fromisoformat(daticert["data"])
-        except (TypeError, ValueError):
-            pass
     return daticert
 
 
@@ -107,7 +107,9 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         "attachments": shown.attachments,
         "envelope_attachments": envelope_attachments,
         "daticert": _daticert(message),
-        "deliveries": selectors.deliveries_for(message=message) if message.kind == Message.Kind.SUBMITTED else [],
+        "deliveries": selectors.deliveries_for(message=message)
+        if message.kind == Message.Kind.SUBMITTED
+        else [],
         "receipts": selectors.receipts_for(message=message) if message.kind == Message.Kind.SUBMITTED else [],
         "move_form": MoveForm(mailbox=message.mailbox),
         "show_images": request.GET.get("images") == "1",
