@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.hashers import Argon2PasswordHasher
 
 from pecmail.mail import services as mail_services
 from pecmail.mail.models import Mailbox
@@ -33,6 +34,19 @@ def _eager_celery(settings):
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     yield
+
+
+class FastArgon2PasswordHasher(Argon2PasswordHasher):
+    """Argon2 with test-sized costs: production's 100 MiB per hash makes every login test slow."""
+
+    time_cost = 1
+    memory_cost = 1024
+    parallelism = 1
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["tests.conftest.FastArgon2PasswordHasher", *django_settings.PASSWORD_HASHERS]
 
 
 @pytest.fixture(autouse=True)
