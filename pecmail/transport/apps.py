@@ -14,7 +14,9 @@ class TransportConfig(AppConfig):
         envelope_accepted.connect(_on_envelope_accepted, dispatch_uid="transport.envelope_dispatch")
 
 
-def _on_envelope_accepted(sender: object, *, message_id: int, remote_recipients: list[str], **kwargs: object) -> None:
+def _on_envelope_accepted(
+    sender: object, *, message_id: int, remote_recipients: list[str], **kwargs: object
+) -> None:
     from .dispatch import envelope_dispatch
 
     envelope_dispatch(message_id=message_id)

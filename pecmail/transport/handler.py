@@ -54,7 +54,9 @@ class PecHandler:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: _db_call(func, *args, **kwargs))
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return REPLY_TOO_MANY_RCPT
         address = address.strip()

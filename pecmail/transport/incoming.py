@@ -86,7 +86,9 @@ def _envelope_transaction(raw: bytes, result: Classification, when: dt.datetime)
     return envelopes.Transaction.from_daticert(result.daticert, to=to, cc=cc, when=when)
 
 
-def _envelope_accept(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
+def _envelope_accept(
+    *, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime
+) -> dict:
     identity = pki.load_identity()
     provider = result.signature.provider
     tx = _envelope_transaction(raw, result, now)
@@ -149,12 +151,17 @@ def _recipient_deliver(
         try:
             with transaction.atomic():
                 row = InboundDelivery.objects.create(
-                    pec_id=tx.pec_id, recipient=recipient, inbound=inbound, outcome=InboundDelivery.Outcome.DELIVERED
+                    pec_id=tx.pec_id,
+                    recipient=recipient,
+                    inbound=inbound,
+                    outcome=InboundDelivery.Outcome.DELIVERED,
                 )
         except IntegrityError:
             return "duplicate"
         if virus:
-            built = envelopes.build_virus_detection(tx, recipient, virus, identity=identity, to=provider.mail_receipt)
+            built = envelopes.build_virus_detection(
+                tx, recipient, virus, identity=identity, to=provider.mail_receipt
+            )
             InboundDelivery.objects.filter(pk=row.pk).update(
                 outcome=InboundDelivery.Outcome.VIRUS, notice_message_id=built.message_id
             )
@@ -201,7 +208,9 @@ def _recipient_deliver(
 
 
 def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:
-    ids = [i for i in [result.daticert.identificativo if result.daticert else "", *result.referenced_ids] if i]
+    ids = [
+        i for i in [result.daticert.identificativo if result.daticert else "", *result.referenced_ids] if i
+    ]
     ids = [i.strip("<>") for i in ids]
     query = Message.objects.select_related("mailbox").filter(kind=Message.Kind.SUBMITTED, pec_id__in=ids)
     if mailbox_address:
@@ -219,7 +228,9 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
     sent = _referenced_sent(result)
     if sent is None:
         outcome["error"] = "no sent message with that identifier"
-        log.warning("inbound %s: %s for an unknown message %s", inbound.pk, result.kind, result.referenced_ids)
+        log.warning(
+            "inbound %s: %s for an unknown message %s", inbound.pk, result.kind, result.referenced_ids
+        )
         return outcome
     with transaction.atomic():
         if result.kind == "presa-in-carico":
@@ -243,12 +254,17 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
             return outcome
         if result.kind == "rilevazione-virus":
             recipient = (d.consegna or "").lower()
-            delivery = Delivery.objects.select_related("message__mailbox").filter(
-                message=sent, recipient__iexact=recipient
-            ).first()
+            delivery = (
+                Delivery.objects.select_related("message__mailbox")
+                .filter(message=sent, recipient__iexact=recipient)
+                .first()
+            )
             if delivery is not None:
                 delivery_error_issue(
-                    delivery=delivery, errore="altro", reason=d.errore_esteso or "virus", virus=d.errore_esteso or "virus"
+                    delivery=delivery,
+                    errore="altro",
+                    reason=d.errore_esteso or "virus",
+                    virus=d.errore_esteso or "virus",
                 )
             outcome["virus"] = recipient
             return outcome
@@ -306,7 +322,9 @@ def _anomaly_reason(result: Classification) -> str:
     return "il messaggio non è conforme: " + "; ".join(result.problems[:3])
 
 
-def _anomaly_deliver(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
+def _anomaly_deliver(
+    *, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime
+) -> dict:
     """Wrap what is not valid PEC in a busta di anomalia for each mailbox that accepts it."""
     identity = pki.load_identity()
     reason = _anomaly_reason(result)
@@ -319,7 +337,10 @@ def _anomaly_deliver(*, inbound: InboundMessage, raw: bytes, result: Classificat
             try:
                 with transaction.atomic():
                     row = InboundDelivery.objects.create(
-                        pec_id=key, recipient=recipient, inbound=inbound, outcome=InboundDelivery.Outcome.DELIVERED
+                        pec_id=key,
+                        recipient=recipient,
+                        inbound=inbound,
+                        outcome=InboundDelivery.Outcome.DELIVERED,
                     )
             except IntegrityError:
                 outcome["recipients"][recipient] = "duplicate"
@@ -329,7 +350,9 @@ def _anomaly_deliver(*, inbound: InboundMessage, raw: bytes, result: Classificat
                 outcome["recipients"][recipient] = "refused"
                 continue
             stored = message_store(mailbox=mailbox, raw=built.raw, kind=Message.Kind.ANOMALY)
-            InboundDelivery.objects.filter(pk=row.pk).update(message_id=stored.pk, notice_message_id=built.message_id)
+            InboundDelivery.objects.filter(pk=row.pk).update(
+                message_id=stored.pk, notice_message_id=built.message_id
+            )
             log_append(
                 event="busta-anomalia",
                 identifier=built.message_id.strip("<>"),

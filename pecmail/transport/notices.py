@@ -63,8 +63,10 @@ def delivery_error_issue(
     when = when or timezone.now()
     sent = delivery.message
     with transaction.atomic():
-        claimed = Delivery.objects.filter(pk=delivery.pk).exclude(state=Delivery.State.DELIVERED).update(
-            state=Delivery.State.ERROR, error=reason[:2000]
+        claimed = (
+            Delivery.objects.filter(pk=delivery.pk)
+            .exclude(state=Delivery.State.DELIVERED)
+            .update(state=Delivery.State.ERROR, error=reason[:2000])
         )
         if not claimed:
             return None
@@ -74,7 +76,9 @@ def delivery_error_issue(
             built = envelopes.build_virus_delivery_error(tx, delivery.recipient, virus, identity=identity)
         else:
             built = envelopes.build_delivery_error(tx, delivery.recipient, errore, reason, identity=identity)
-        notice = notice_file(sent=sent, built=built, kind=Message.Kind.DELIVERY_ERROR, recipient=delivery.recipient)
+        notice = notice_file(
+            sent=sent, built=built, kind=Message.Kind.DELIVERY_ERROR, recipient=delivery.recipient
+        )
         if notice is not None:
             Delivery.objects.filter(pk=delivery.pk).update(receipt=notice)
             log_append(

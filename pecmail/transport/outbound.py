@@ -171,7 +171,10 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
     now = now or timezone.now()
     claimed = (
         OutboundMessage.objects.filter(pk=outbound_id)
-        .filter(Q(state=OutboundMessage.State.QUEUED) | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - CLAIM_LEASE))
+        .filter(
+            Q(state=OutboundMessage.State.QUEUED)
+            | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+        )
         .update(state=OutboundMessage.State.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     )
     if not claimed:

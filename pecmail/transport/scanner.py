@@ -87,10 +87,7 @@ def _contains_eicar(data: bytes) -> bool:
         root = mimebytes.parse(data)
     except Exception:  # noqa: BLE001 - unparseable MIME simply has no parts to look into
         return False
-    for part in root.walk(into_messages=True):
-        if not part.children and EICAR in part.decoded_body():
-            return True
-    return False
+    return any(not part.children and EICAR in part.decoded_body() for part in root.walk(into_messages=True))
 
 
 def quarantine_put(*, raw: bytes, reason: str, pec_id: str = "", now: dt.datetime | None = None) -> str:

@@ -59,7 +59,9 @@ def inbound_admission(*, raw: bytes, rcpt_tos: list[str]) -> Admission:
     if service_address().lower() in addresses:
         return Admission(accept=True)
     refusing = set(
-        Mailbox.objects.filter(address__in=addresses, accept_ordinary_mail=False).values_list("address", flat=True)
+        Mailbox.objects.filter(address__in=addresses, accept_ordinary_mail=False).values_list(
+            "address", flat=True
+        )
     )
     if not refusing:
         return Admission(accept=True)

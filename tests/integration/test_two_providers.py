@@ -89,7 +89,9 @@ class Provider:
             [PY, "manage.py", *args], cwd=ROOT, env=self.env(), capture_output=True, timeout=300, check=False
         )
         if done.returncode != 0:
-            raise AssertionError(f"{self.domain}: manage.py {' '.join(args)} failed:\n{done.stderr.decode()[-4000:]}")
+            raise AssertionError(
+                f"{self.domain}: manage.py {' '.join(args)} failed:\n{done.stderr.decode()[-4000:]}"
+            )
         return done.stdout.decode()
 
     def python(self, code: str) -> Any:
@@ -108,7 +110,9 @@ class Provider:
         )
 
         def accepting() -> bool:
-            assert self.process is not None and self.process.poll() is None, (self.dir / "smtpd.log").read_text()
+            assert self.process is not None and self.process.poll() is None, (
+                self.dir / "smtpd.log"
+            ).read_text()
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                     return True
@@ -188,7 +192,9 @@ def network(tmp_path_factory) -> Iterator[dict[str, Any]]:
             p.manage("pec", "index", "export", "--self", "--out", str(p.dir / "self.ldif"))
         a.manage("pec", "index", "import", str(b.dir / "self.ldif"))
         b.manage("pec", "index", "import", str(a.dir / "self.ldif"))
-        a.manage("mailbox", "create", "alice@pec-a.test", "--name", "Alice Rossi", "--password", "x-Secret-42")
+        a.manage(
+            "mailbox", "create", "alice@pec-a.test", "--name", "Alice Rossi", "--password", "x-Secret-42"
+        )
         for local in ("bob", "carol"):
             b.manage("mailbox", "create", f"{local}@pec-b.test", "--password", "x-Secret-42")
         a.start()
@@ -251,12 +257,16 @@ print(json.dumps([[m.kind, m.pec_id, m.subject] for m in rows]))
 def test_it_certifies_a_message_between_two_providers(network):
     a, b, sink = network["a"], network["b"], network["sink"]
     pk = a.python(
-        SUBMIT.format(to=["bob@pec-b.test", "dave@mail.test"], cc=["carol@pec-b.test"], subject="Contratto firmato")
+        SUBMIT.format(
+            to=["bob@pec-b.test", "dave@mail.test"], cc=["carol@pec-b.test"], subject="Contratto firmato"
+        )
     )
 
     def settled():
         state = a.python(STATE.format(pk=pk))
-        done = all(state["deliveries"].get(r, {}).get("receipt") for r in ("bob@pec-b.test", "carol@pec-b.test"))
+        done = all(
+            state["deliveries"].get(r, {}).get("receipt") for r in ("bob@pec-b.test", "carol@pec-b.test")
+        )
         return state if done and state["take_charges"] else None
 
     state = wait_until(settled, what="receipts from pec-b.test")
@@ -266,8 +276,15 @@ def test_it_certifies_a_message_between_two_providers(network):
         ["dave@mail.test", "esterno"],
     ]
     assert state["take_charges"] == 1
-    bob, carol, dave = (state["deliveries"][r] for r in ("bob@pec-b.test", "carol@pec-b.test", "dave@mail.test"))
-    assert (bob["state"], bob["taken"], bob["receipt"], bob["type"]) == ("delivered", True, "avvenuta-consegna", "completa")
+    bob, carol, dave = (
+        state["deliveries"][r] for r in ("bob@pec-b.test", "carol@pec-b.test", "dave@mail.test")
+    )
+    assert (bob["state"], bob["taken"], bob["receipt"], bob["type"]) == (
+        "delivered",
+        True,
+        "avvenuta-consegna",
+        "completa",
+    )
     assert (carol["state"], carol["taken"], carol["receipt"], carol["type"]) == (
         "delivered",
         True,
@@ -278,7 +295,9 @@ def test_it_certifies_a_message_between_two_providers(network):
     # The take-charge is recorded, never shown in alice's Inbox.
     assert state["inbox_kinds"] == ["accettazione", "avvenuta-consegna", "avvenuta-consegna"]
     for address in ("bob@pec-b.test", "carol@pec-b.test"):
-        assert b.python(INBOX.format(address=address)) == [["posta-certificata", state["pec_id"], "Contratto firmato"]]
+        assert b.python(INBOX.format(address=address)) == [
+            ["posta-certificata", state["pec_id"], "Contratto firmato"]
+        ]
     (for_dave,) = [m for m in sink.messages if m["rcpt_tos"] == ["dave@mail.test"]]
     assert b"X-Trasporto: posta-certificata" in for_dave["data"]
     assert f"Message-ID: <{state['pec_id']}>".encode() in for_dave["data"]
@@ -308,7 +327,9 @@ def _forged_envelope(identity: pki.ProviderIdentity, subject: str) -> tuple[byte
         "Message-ID: <" + uuid.uuid4().hex + "@pec-a.test>\r\nMIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\nPagare 100 euro.\r\n"
     ).encode()
-    tx = envelopes.Transaction.from_message(original, pec_id=envelopes.new_pec_id(identity.domain, when), when=when)
+    tx = envelopes.Transaction.from_message(
+        original, pec_id=envelopes.new_pec_id(identity.domain, when), when=when
+    )
     return envelopes.build_transport_envelope(tx, original, identity=identity).raw, tx.pec_id
 
 
@@ -320,7 +341,9 @@ def test_it_wraps_a_forged_envelope_in_an_anomaly_without_receipts(network, forg
         raw, pec_id = _forged_envelope(a.identity(), subject)
         raw = raw.replace(b"Pagare 100 euro", b"Pagare 900 euro", 1)
     else:
-        raw, pec_id = _forged_envelope(testing.make_identity("pec-a.test", "Provider A", ca_name="forged CA"), subject)
+        raw, pec_id = _forged_envelope(
+            testing.make_identity("pec-a.test", "Provider A", ca_name="forged CA"), subject
+        )
     _send(b, raw, "bob@pec-b.test")
 
     def anomaly():

@@ -21,7 +21,9 @@ def smtp_server(transactional_db, settings, tmp_path) -> Iterator[tuple[str, int
     """A running server (10 kB SIZE, 3 recipients) that does not publish work, so tests see it queued."""
     settings.PEC_PKI_DIR = tmp_path / "pki"
     port = free_port()
-    controller = smtpd.server_create(host="127.0.0.1", port=port, max_size=10_000, max_recipients=3, publish=False)
+    controller = smtpd.server_create(
+        host="127.0.0.1", port=port, max_size=10_000, max_recipients=3, publish=False
+    )
     controller.start()
     try:
         yield "127.0.0.1", port
@@ -120,7 +122,9 @@ def _local_pki(tmp_path_factory):
     from pecmail.certification import pki
 
     directory = tmp_path_factory.mktemp("transport-pki")
-    pki.init_provider(domain=django_settings.PEC_DOMAIN, name=django_settings.PEC_PROVIDER_NAME, directory=directory)
+    pki.init_provider(
+        domain=django_settings.PEC_DOMAIN, name=django_settings.PEC_PROVIDER_NAME, directory=directory
+    )
     return directory
 
 

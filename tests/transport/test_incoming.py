@@ -41,14 +41,18 @@ def original(*, to: list[str], cc: list[str], body: str = "Buongiorno.") -> byte
 def envelope_from(identity, *, to: list[str], cc: list[str] = (), body: str = "Buongiorno.") -> bytes:
     when = timezone.now()
     raw = original(to=list(to), cc=list(cc), body=body)
-    tx = envelopes.Transaction.from_message(raw, pec_id=envelopes.new_pec_id(identity.domain, when), when=when)
+    tx = envelopes.Transaction.from_message(
+        raw, pec_id=envelopes.new_pec_id(identity.domain, when), when=when
+    )
     return envelopes.build_transport_envelope(tx, raw, identity=identity).raw
 
 
 def receive(raw: bytes, rcpt_tos: list[str], capture) -> None:
     """Store as pec smtpd does and run everything the commit publishes."""
     with capture(execute=True):
-        services.inbound_store(raw=raw, mail_from="alice@pec-a.test", rcpt_tos=rcpt_tos, publish_on_commit=True)
+        services.inbound_store(
+            raw=raw, mail_from="alice@pec-a.test", rcpt_tos=rcpt_tos, publish_on_commit=True
+        )
 
 
 def inbox(mailbox):
@@ -112,7 +116,10 @@ def test_it_keeps_ordinary_mail_from_a_mailbox_that_refuses_it(
 ):
     bob.accept_ordinary_mail = False
     bob.save()
-    assert services.inbound_admission(raw=original(to=[bob.address], cc=[]), rcpt_tos=[bob.address]).accept is False
+    assert (
+        services.inbound_admission(raw=original(to=[bob.address], cc=[]), rcpt_tos=[bob.address]).accept
+        is False
+    )
     valid = envelope_from(remote_provider, to=[bob.address])
     assert services.inbound_admission(raw=valid, rcpt_tos=[bob.address]).accept is True
 

@@ -61,7 +61,9 @@ def deliveries(sent):
 
 def feed(raw: bytes, rcpt_tos: list[str], capture) -> None:
     with capture(execute=True):
-        services.inbound_store(raw=raw, mail_from="posta-certificata@pec-b.test", rcpt_tos=rcpt_tos, publish_on_commit=True)
+        services.inbound_store(
+            raw=raw, mail_from="posta-certificata@pec-b.test", rcpt_tos=rcpt_tos, publish_on_commit=True
+        )
 
 
 def test_it_sends_the_envelope_per_domain_with_deadlines_only_for_certified_recipients(
@@ -97,14 +99,18 @@ def test_it_records_take_charge_on_deliveries_and_files_receipts_for_the_user(
     sent = submit(to=[BOB], cc=[CAROL])
     when = timezone.now()
     tx = _tx(sent, when)
-    take_charge = envelopes.build_take_charge(tx, [BOB, CAROL], identity=provider_b, to="posta-certificata@pec.localhost")
+    take_charge = envelopes.build_take_charge(
+        tx, [BOB, CAROL], identity=provider_b, to="posta-certificata@pec.localhost"
+    )
     feed(take_charge.raw, ["posta-certificata@pec.localhost"], django_capture_on_commit_callbacks)
     rows = deliveries(sent)
     assert rows[BOB].taken_in_charge_at is not None
     assert rows[CAROL].taken_in_charge_at is not None
     assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE]
 
-    receipt = envelopes.build_delivery_receipt(tx, BOB, "completa", classify(_envelope(sent)).postacert, identity=provider_b)
+    receipt = envelopes.build_delivery_receipt(
+        tx, BOB, "completa", classify(_envelope(sent)).postacert, identity=provider_b
+    )
     feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
     feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
     rows = deliveries(sent)
@@ -131,7 +137,11 @@ def test_it_tells_the_user_about_a_virus_found_by_the_other_provider(
 ):
     sent = submit(to=[BOB], cc=[])
     detection = envelopes.build_virus_detection(
-        _tx(sent, timezone.now()), BOB, "Eicar-Test-Signature", identity=provider_b, to="posta-certificata@pec.localhost"
+        _tx(sent, timezone.now()),
+        BOB,
+        "Eicar-Test-Signature",
+        identity=provider_b,
+        to="posta-certificata@pec.localhost",
     )
     feed(detection.raw, ["posta-certificata@pec.localhost"], django_capture_on_commit_callbacks)
     (row,) = Delivery.objects.filter(message=sent)
@@ -141,9 +151,7 @@ def test_it_tells_the_user_about_a_virus_found_by_the_other_provider(
     assert b"X-VerificaSicurezza: errore" in raw
 
 
-def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(
-    alice, provider_b, submit, settings
-):
+def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(alice, provider_b, submit, settings):
     settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}
     start = timezone.now()
     sent = submit(to=[BOB], cc=[CAROL])

@@ -33,8 +33,13 @@ def test_it_uses_a_static_route_before_dns(settings):
 
 def test_it_orders_mx_hosts_by_preference(settings):
     settings.PEC_ROUTES = {}
-    resolver = FakeResolver({("example.test", "MX"): [mx(20, "mx2.example.test."), mx(10, "mx1.example.test.")]})
-    assert routes_for("example.test", resolver=resolver) == [Route("mx1.example.test", 25), Route("mx2.example.test", 25)]
+    resolver = FakeResolver(
+        {("example.test", "MX"): [mx(20, "mx2.example.test."), mx(10, "mx1.example.test.")]}
+    )
+    assert routes_for("example.test", resolver=resolver) == [
+        Route("mx1.example.test", 25),
+        Route("mx2.example.test", 25),
+    ]
 
 
 def test_it_falls_back_to_the_a_record_without_mx(settings):

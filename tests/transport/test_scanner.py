@@ -67,11 +67,17 @@ def clamd(settings):
         f"Foreground yes\nDatabaseDirectory {directory / 'db'}\nLocalSocket {sock}\n"
         f"LogFile {directory / 'clamd.log'}\nPidFile {directory / 'clamd.pid'}\n"
     )
-    process = subprocess.Popen([CLAMD, "-c", str(directory / "clamd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [CLAMD, "-c", str(directory / "clamd.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert process.poll() is None, (directory / "clamd.log").read_text() if (directory / "clamd.log").exists() else "clamd exited"
+            assert process.poll() is None, (
+                (directory / "clamd.log").read_text()
+                if (directory / "clamd.log").exists()
+                else "clamd exited"
+            )
             try:
                 with socket.socket(socket.AF_UNIX) as probe:
                     probe.connect(str(sock))

@@ -12,7 +12,9 @@ RAW = b"From: a@pec-a.test\r\nTo: x@mail.test\r\nSubject: t\r\n\r\n.leading dot\
 
 def test_it_uses_starttls_when_offered_and_keeps_the_bytes(sink):
     handler, port = sink
-    outcome = smtp_deliver(route=Route("127.0.0.1", port), mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW)
+    outcome = smtp_deliver(
+        route=Route("127.0.0.1", port), mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW
+    )
     assert list(outcome.accepted) == ["x@mail.test"]
     (message,) = handler.messages
     assert message["tls"] is True
@@ -21,7 +23,10 @@ def test_it_uses_starttls_when_offered_and_keeps_the_bytes(sink):
 
 def test_it_separates_permanent_and_transient_refusals(sink):
     handler, port = sink
-    handler.rcpt_replies = {"gone@mail.test": "550 5.1.1 no such user", "busy@mail.test": "451 4.2.0 try later"}
+    handler.rcpt_replies = {
+        "gone@mail.test": "550 5.1.1 no such user",
+        "busy@mail.test": "451 4.2.0 try later",
+    }
     outcome = smtp_deliver(
         route=Route("127.0.0.1", port),
         mail_from="a@pec-a.test",
@@ -36,12 +41,16 @@ def test_it_separates_permanent_and_transient_refusals(sink):
 def test_it_turns_a_refused_data_into_a_verdict_for_every_accepted_recipient(sink):
     handler, port = sink
     handler.data_reply = "554 5.7.1 rejected"
-    outcome = smtp_deliver(route=Route("127.0.0.1", port), mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW)
+    outcome = smtp_deliver(
+        route=Route("127.0.0.1", port), mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW
+    )
     assert outcome.accepted == {}
     assert outcome.permanent["x@mail.test"][0] == 554
 
 
 def test_it_treats_an_unreachable_server_as_transient():
-    outcome = _try_routes([Route("127.0.0.1", free_port())], mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW)
+    outcome = _try_routes(
+        [Route("127.0.0.1", free_port())], mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW
+    )
     assert outcome.transient["x@mail.test"][0] == 421
     assert outcome.accepted == {}

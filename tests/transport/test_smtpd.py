@@ -172,7 +172,9 @@ def test_it_answers_451_when_the_mailbox_lookup_fails(smtp_server, bob, monkeypa
     client.close()
 
 
-def test_it_refuses_ordinary_mail_at_data_for_a_mailbox_that_does_not_accept_it(smtp_server, bob, alice, local_provider):
+def test_it_refuses_ordinary_mail_at_data_for_a_mailbox_that_does_not_accept_it(
+    smtp_server, bob, alice, local_provider
+):
     bob.accept_ordinary_mail = False
     bob.save()
     client = RawClient(*smtp_server)
