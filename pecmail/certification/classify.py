@@ -13,13 +13,12 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Any
 
 from pecmail.certification import daticert as daticert_mod
 from pecmail.certification import mimebytes, smime
 from pecmail.certification.daticert import Daticert, DaticertError
+from pecmail.certification.envelopes import decode_subject
 from pecmail.certification.trust import TrustStore
 
 # The biggest message accepted for classification (providers allow ~100 MB × recipients, but
@@ -121,11 +120,9 @@ def _classify(raw: bytes, *, trust: TrustStore | None, at: dt.datetime | None) -
     body_start = mimebytes.header_end(raw)
     if body_start > MAX_HEADER_SIZE:
         return Classification(kind="malformed", problems=["header block too large"])
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:body_start])
+    headers = mimebytes.parse_headers(raw[:body_start])
     if not headers.keys():
         return Classification(kind="malformed", problems=["no header fields"])
-
-    from pecmail.certification.envelopes import decode_subject
 
     result = Classification(kind="ordinary")
     result.subject = decode_subject(headers.get("Subject"))
@@ -166,8 +163,8 @@ def _classify(raw: bytes, *, trust: TrustStore | None, at: dt.datetime | None) -
 
     xml_part = postacert_part = None
     if tree is not None:
-        xml_part = mimebytes.find_by_filename(tree, "daticert.xml")
-        postacert_part = mimebytes.find_by_filename(tree, "postacert.eml")
+        named = mimebytes.find_by_filenames(tree, "daticert.xml", "postacert.eml")
+        xml_part, postacert_part = named.get("daticert.xml"), named.get("postacert.eml")
     if postacert_part is not None:
         result.postacert = postacert_part.body
 

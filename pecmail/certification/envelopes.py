@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -280,9 +281,15 @@ def _crlf(data: bytes) -> bytes:
     return _BARE_CR.sub(b"\r\n", data)
 
 
+# Boundaries need only be absent from the content (checked below), not secret: a per-process
+# random prefix and a counter avoid a system call per part.
+_BOUNDARY_PREFIX = f"----=_pecmail_{secrets.token_hex(8)}_"
+_boundary_counter = itertools.count()
+
+
 def _boundary(*contents: bytes) -> str:
     while True:
-        boundary = f"----=_pecmail_{secrets.token_hex(12)}"
+        boundary = f"{_BOUNDARY_PREFIX}{next(_boundary_counter)}"
         encoded = boundary.encode("ascii")
         if not any(encoded in content for content in contents):
             return boundary

@@ -112,7 +112,7 @@ def header_end(buf: bytes, start: int = 0, end: int | None = None) -> int:
 _FIELD_START = re.compile(rb"^[^\s:]+:", re.MULTILINE)
 
 
-def _parse_headers(data: bytes) -> Message:
+def parse_headers(data: bytes) -> Message:
     """Return the header fields of ``data`` as a compat32 Message (values as the feedparser keeps them).
 
     Equivalent to ``BytesHeaderParser(policy=compat32)`` for the fields it finds, but splits
@@ -193,7 +193,7 @@ def _parse_part(buf: bytes, start: int, end: int, depth: int, count: list[int]) 
     if count[0] > MAX_PARTS:
         raise MimeLimitError(f"more than {MAX_PARTS} MIME parts")
     body_start = header_end(buf, start, end)
-    headers = _parse_headers(buf[start:body_start])
+    headers = parse_headers(buf[start:body_start])
     part = Part(buf=buf, start=start, body_start=body_start, end=end, headers=headers, depth=depth)
     ctype = part.content_type
     if ctype.startswith("multipart/"):
@@ -208,13 +208,22 @@ def _parse_part(buf: bytes, start: int, end: int, depth: int, count: list[int]) 
     return part
 
 
+def find_by_filenames(root: Part, *filenames: str) -> dict[str, Part]:
+    """Return {wanted name: first part so named} (case-insensitive), not looking inside messages."""
+    wanted = {name.lower(): name for name in filenames}
+    found: dict[str, Part] = {}
+    for part in root.walk():
+        # Only a part whose headers mention a name can carry one: skip the parameter parsing.
+        if part is root or b"name" not in part.header_bytes.lower():
+            continue
+        name = (part.filename or "").lower()
+        if name in wanted and wanted[name] not in found:
+            found[wanted[name]] = part
+            if len(found) == len(wanted):
+                break
+    return found
+
+
 def find_by_filename(root: Part, filename: str) -> Part | None:
     """Return the first part named ``filename`` (case-insensitive), not looking inside messages."""
-    wanted = filename.lower()
-    for part in root.walk():
-        if part is root:
-            continue
-        name = part.filename
-        if name and name.lower() == wanted:
-            return part
-    return None
+    return find_by_filenames(root, filename).get(filename)
