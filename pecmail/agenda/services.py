@@ -206,9 +206,8 @@ def _reminder_email(reminder: Reminder) -> None:
     tz = zone(user_time_zone_name(user=user))
     # The e-mail is written in the site language; users have no stored language yet.
     with translation.override(settings.LANGUAGE_CODE), timezone.override(tz):
-        when = date_format(timezone.localtime(reminder.occurrence_start), "DATE_FORMAT")
-        if not event.all_day:
-            when += " " + date_format(timezone.localtime(reminder.occurrence_start), "TIME_FORMAT")
+        local = timezone.localtime(reminder.occurrence_start)
+        when = date_format(local, "l j F Y") if event.all_day else date_format(local, "l j F Y, H:i")
         subject = _("Reminder: %(title)s, %(when)s") % {"title": event.title, "when": when}
         lines = [subject, ""]
         if event.location:
