@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from django.conf import settings
 from django.core.management.base import CommandError
 
@@ -33,10 +34,19 @@ def register(subparsers: Any, command: Any) -> None:
     imp.add_argument(
         "--replace", action="store_true", help="Remove the providers missing from the file (daily full copy)."
     )
+    imp.add_argument(
+        "--signer-cert",
+        action="append",
+        default=[],
+        help="PEM certificate of the index publisher, for a signed .p7m file (repeatable).",
+    )
     imp.set_defaults(handler=index_import_command)
     exp = actions.add_parser("export", help="Write the index as LDIF.")
     exp.add_argument("--out", default="-", help="Output file (default: standard output).")
     exp.add_argument("--self", dest="only_self", action="store_true", help="Only this provider's own entry.")
+    exp.add_argument(
+        "--sign", action="store_true", help="Write a DER .p7m signed with the provider key (SPEC §8)."
+    )
     exp.set_defaults(handler=index_export_command)
     lst = actions.add_parser("list", help="List providers, domains and certificates.")
     lst.set_defaults(handler=index_list_command)
@@ -75,14 +85,19 @@ def _register_self(command: Any, *, paths: pki.IdentityPaths, domain: str, name:
 
 
 def index_import_command(command: Any, options: dict[str, Any]) -> None:
-    if options["file"] == "-":
-        text = sys.stdin.read()
+    try:
+        data = sys.stdin.buffer.read() if options["file"] == "-" else Path(options["file"]).read_bytes()
+        signers = [
+            c
+            for path in options["signer_cert"]
+            for c in x509.load_pem_x509_certificates(Path(path).read_bytes())
+        ]
+    except (OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    if index.is_signed_ldif(data):
+        report = index.ldif_import_signed(data, signer_certificates=signers, replace=options["replace"])
     else:
-        try:
-            text = Path(options["file"]).read_bytes()
-        except OSError as exc:
-            raise CommandError(f"cannot read {options['file']}: {exc}") from exc
-    report = index.ldif_import(text, replace=options["replace"])
+        report = index.ldif_import(data, replace=options["replace"])
     for label, names in (
         ("created", report.created),
         ("updated", report.updated),
@@ -98,6 +113,18 @@ def index_import_command(command: Any, options: dict[str, Any]) -> None:
 
 
 def index_export_command(command: Any, options: dict[str, Any]) -> None:
+    if options["sign"]:
+        if options["out"] == "-":
+            raise CommandError("--sign writes DER: give --out FILE")
+        try:
+            identity = pki.load_identity()
+        except pki.IdentityError as exc:
+            raise CommandError(str(exc)) from exc
+        Path(options["out"]).write_bytes(
+            index.ldif_export_signed(identity=identity, only_self=options["only_self"])
+        )
+        command.stdout.write(f"wrote {options['out']} (signed by {identity.service_address})")
+        return
     text = index.ldif_export(only_self=options["only_self"])
     if options["out"] == "-":
         command.stdout.write(text, ending="")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -11,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
 from django.db import transaction
 
-from pecmail.certification import ldif
+from pecmail.certification import ldif, smime
 from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
 from pecmail.certification.pki import ProviderIdentity
 from pecmail.certification.trust import TrustedProvider, TrustStore, certificate_sha1, normalise_domain
@@ -220,6 +221,35 @@ def ldif_import(text: str | bytes, *, replace: bool = False) -> ImportReport:
             else:
                 report.unchanged.append(label)
     return report
+
+
+def is_signed_ldif(data: bytes) -> bool:
+    """True if ``data`` looks like a ``.p7m`` (DER SEQUENCE or PEM PKCS7/CMS) rather than LDIF text."""
+    head = data.lstrip()[:32]
+    return head.startswith((b"\x30", b"-----BEGIN PKCS7", b"-----BEGIN CMS"))
+
+
+def ldif_import_signed(
+    data: bytes, *, signer_certificates: Iterable[x509.Certificate] = (), replace: bool = False
+) -> ImportReport:
+    """Import a signed ``.ldif.p7m`` (SPEC §8) once its signature checks out; nothing changes otherwise.
+
+    The signer must be the index publisher (one of ``signer_certificates``) or a provider already
+    in the index (a peer's signed record of itself).
+    """
+    publisher = TrustedProvider(
+        name="index publisher", mail_receipt="", domains=frozenset(), certificates=tuple(signer_certificates)
+    )
+    trust = TrustStore([*trust_store().providers, publisher])
+    result = smime.verify_attached(data, trust=trust)
+    if not result.trusted or result.signed_entity is None:
+        return ImportReport(errors=[f"signature not accepted: {', '.join(result.problems)}"])
+    return ldif_import(result.signed_entity, replace=replace)
+
+
+def ldif_export_signed(*, identity: ProviderIdentity, only_self: bool = True) -> bytes:
+    """This provider's record (or the whole index) as LDIF inside a DER ``.p7m`` signed with its key."""
+    return smime.sign_attached(ldif_export(only_self=only_self).encode("utf-8"), identity)
 
 
 def _record(provider: Provider) -> ldif.ProviderRecord:

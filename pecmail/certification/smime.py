@@ -148,6 +148,8 @@ SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7
 # A PEC signature holds one signer certificate and a few attributes: anything bigger is hostile.
 MAX_SIGNATURE_BYTES = 1024 * 1024
 MAX_DER_DEPTH = 32
+# The whole index of every Italian PEC provider is a few hundred kilobytes.
+MAX_ATTACHED_BYTES = 64 * 1024 * 1024
 MAX_NESTED_PARTS = 200
 ACCEPTED_DIGESTS = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512"})
 WEAK_DIGESTS = frozenset({"md5", "md2", "md4"})
@@ -173,6 +175,7 @@ class Problem:
     NOT_SIGNED_DATA = "cms-not-signed-data"
     ECONTENT_TYPE = "cms-encapsulated-type-not-data"
     ECONTENT_PRESENT = "econtent-present"
+    ECONTENT_MISSING = "econtent-missing"
     NO_SIGNER = "no-signer"
     MULTIPLE_SIGNERS = "multiple-signers"
     WEAK_DIGEST = "weak-digest-algorithm"
@@ -478,8 +481,12 @@ def _check_signature(
         raise _Invalid(Problem.UNSUPPORTED_SIGNATURE) from exc
 
 
-def _verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> None:
-    """Check the detached SignedData ``der`` over ``entity``; fill ``result``; raise _Invalid."""
+def _verify_cms(der: bytes, entity: bytes | None, result: SignatureResult) -> None:
+    """Check the SignedData ``der``; fill ``result``; raise _Invalid.
+
+    Detached over ``entity``, or (``entity`` None) attached: the content is the eContent,
+    returned in ``result.signed_entity``.
+    """
     _der_check(der)
     try:
         info = cms.ContentInfo.load(der, strict=True)
@@ -489,8 +496,14 @@ def _verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> None:
         encap = signed["encap_content_info"]
         if encap["content_type"].native != "data":
             raise _Invalid(Problem.ECONTENT_TYPE)
-        if encap["content"].native is not None:
+        detached = entity is not None
+        if detached and encap["content"].native is not None:
             raise _Invalid(Problem.ECONTENT_PRESENT)
+        if entity is None:
+            entity = encap["content"].native
+            if not isinstance(entity, bytes):
+                raise _Invalid(Problem.ECONTENT_MISSING)
+            result.signed_entity = entity
         signers = list(signed["signer_infos"])
         if not signers:
             raise _Invalid(Problem.NO_SIGNER)
@@ -541,7 +554,7 @@ def _verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> None:
             result.signing_time = signing_time[0][0].native
         # The digest of the entity as received first; S/MIME signs the CRLF form, which a relay may have lost.
         if hashlib.new(digest, entity).digest() != expected:
-            canonical = _canonical(entity)
+            canonical = _canonical(entity) if detached else entity
             if canonical == entity or hashlib.new(digest, canonical).digest() != expected:
                 raise _Invalid(Problem.DIGEST_MISMATCH)
             result.canonicalised = True
@@ -679,3 +692,48 @@ def _verify(raw: bytes, *, trust: TrustStore, at: dt.datetime, result: Signature
     problems = _check_trust(result, trust, at)
     result.problems.extend(problems)
     result.trusted = not problems
+
+
+# --------------------------------------------------------------------------------------------
+# Attached signatures (.p7m): the signed LDIF of the providers index (SPEC §8)
+# --------------------------------------------------------------------------------------------
+
+
+def sign_attached(content: bytes, identity: ProviderIdentity) -> bytes:
+    """Return a DER CMS SignedData that carries ``content`` itself (a ``.p7m``), SHA-256, certificate included."""
+    builder = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(content)
+        .add_signer(identity.cert, identity.key, hashes.SHA256())
+    )
+    return builder.sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+
+
+def verify_attached(data: bytes, *, trust: TrustStore, at: dt.datetime | None = None) -> SignatureResult:
+    """Check a ``.p7m`` (DER, or PEM ``PKCS7``/``CMS``); the content is ``signed_entity``. Never raises.
+
+    ``trusted`` as for ``verify``: the signer must be listed in ``trust`` (or chain to one of its
+    anchors when the store has anchors) and be valid at ``at``.
+    """
+    result = SignatureResult(signed=True)
+    try:
+        der = data
+        if data.lstrip().startswith(b"-----BEGIN"):
+            body = re.search(rb"-----BEGIN [A-Z0-9 ]+-----(.*?)-----END", data, re.S)
+            if body is None:
+                raise _Invalid(Problem.SIGNATURE_ENCODING)
+            der = base64.b64decode(_WSP.sub(b"", body.group(1)), validate=True)
+        if len(der) > MAX_ATTACHED_BYTES:
+            raise _Invalid(Problem.SIGNATURE_TOO_LARGE)
+        _verify_cms(der, None, result)
+        result.valid = True
+        problems = _check_trust(result, trust, at or dt.datetime.now(dt.UTC))
+        result.problems.extend(problems)
+        result.trusted = not problems
+    except _Invalid as exc:
+        result.problems.append(exc.problem)
+        result.signed_entity = None
+    except Exception:  # noqa: BLE001 — hostile input must never crash the caller
+        result.problems.append(Problem.ASN1_MALFORMED)
+        result.signed_entity = None
+    return result

@@ -210,3 +210,79 @@ def test_it_keeps_a_provider_whose_new_entry_is_broken_on_replace(db):
     assert report.removed == []
     assert len(report.errors) == 1
     assert index.trust_store().provider_for_certificate(BETA.cert).name == "Beta PEC"
+
+
+def test_it_signs_and_checks_an_attached_p7m():
+    from pecmail.certification import smime
+    from pecmail.certification.testing import trust_store_for
+
+    content = ldif.write([record(ACME).to_entry()]).encode()
+    p7m = smime.sign_attached(content, ACME)
+    result = smime.verify_attached(p7m, trust=trust_store_for(ACME))
+    assert result.trusted is True
+    assert result.signed_entity == content
+    tampered = p7m.replace(b"pec.acme.test", b"pec.evil.test")
+    assert tampered != p7m
+    assert smime.verify_attached(tampered, trust=trust_store_for(ACME)).valid is False
+    assert smime.verify_attached(p7m, trust=trust_store_for(BETA)).trusted is False
+    assert smime.verify_attached(b"\x30\x80" * 1000, trust=trust_store_for(ACME)).valid is False
+    # A detached signature carries no content to import.
+    assert smime.verify_attached(smime.sign(content, ACME), trust=trust_store_for(ACME)).problems == [
+        "econtent-missing"
+    ]
+
+
+def test_it_imports_a_signed_index_only_from_a_trusted_signer(db):
+    publisher = make_identity("index.agid.test", "Indice")
+    p7m = smime_sign(ldif.write([record(ACME).to_entry()]).encode(), publisher)
+    refused = index.ldif_import_signed(p7m)
+    assert refused.ok is False
+    assert "signer-not-in-trust-store" in refused.errors[0]
+    assert Provider.objects.count() == 0
+    accepted = index.ldif_import_signed(p7m, signer_certificates=[publisher.cert])
+    assert accepted.created == ["Acme PEC S.p.A."]
+
+
+def smime_sign(content, identity):
+    from pecmail.certification import smime
+
+    return smime.sign_attached(content, identity)
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="openssl CLI not installed")
+def test_it_exports_its_own_signed_record(db, settings, tmp_path, capsys):
+    import subprocess
+
+    settings.PEC_SIGNING_KEY = tmp_path / "provider.key"
+    settings.PEC_SIGNING_CERT = tmp_path / "provider.pem"
+    settings.PEC_CA_CERT = tmp_path / "ca.pem"
+    settings.PEC_DOMAIN = "pec.acme.test"
+    settings.PEC_PROVIDER_NAME = "Acme"
+    call_command("pec", "init-provider")
+    out = tmp_path / "acme.ldif.p7m"
+    call_command("pec", "index", "export", "--self", "--sign", "--out", str(out))
+    assert "signed by posta-certificata@pec.acme.test" in capsys.readouterr().out
+    checked = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            str(out),
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+            "-purpose",
+            "any",
+        ],
+        capture_output=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert b"providerName: Acme" in checked.stdout
+    # With an empty index nobody vouches for the signer until its certificate is given.
+    Provider.objects.all().delete()
+    peer_report = index.ldif_import_signed(out.read_bytes(), signer_certificates=[])
+    assert peer_report.ok is False
+    call_command("pec", "index", "import", str(out), "--signer-cert", str(settings.PEC_SIGNING_CERT))
+    assert Provider.objects.get().name == "Acme"
