@@ -126,9 +126,10 @@ def recent_correspondents(*, user: User, limit: int = 200) -> list[str]:
         return []
     own = set(user.mailboxes.values_list("address", flat=True)) | {user.email.lower()}
     seen: dict[str, None] = {}
+    order = ["-date", "-pk"] if "date" in names else ["-pk"]
     rows = (
         Message.objects.filter(mailbox__owner=user)
-        .order_by("-pk")
+        .order_by(*order)
         .values_list("from_address", "to_addresses")[: limit * 2]
     )
     for sender, recipients in rows:
