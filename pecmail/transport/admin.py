@@ -27,7 +27,16 @@ class InboundMessageAdmin(ReadOnlyAdmin):
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "domain", "kind", "state", "attempts", "next_attempt_at", "last_reply"]
+    list_display = [
+        "id",
+        "created_at",
+        "domain",
+        "kind",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_reply",
+    ]
     list_filter = ["state", "kind"]
     search_fields = ["domain", "pec_id", "mail_from"]
 

@@ -89,23 +89,41 @@ def _envelope_transaction(raw: bytes, result: Classification, when: dt.datetime)
 def _envelope_accept(
     *, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime
 ) -> dict:
+    """Take charge of the recipients not yet covered, then deliver (or report a virus) to each.
+
+    Recipients are claimed one by one (unique pec_id × recipient), so a peer that splits an
+    envelope over several SMTP transactions gets one take-charge per transaction covering
+    the new recipients, and one that resends it gets none.
+    """
     identity = pki.load_identity()
     provider = result.signature.provider
     tx = _envelope_transaction(raw, result, now)
     recipients = _local_recipients(inbound)
     outcome: dict = {"recipients": {}}
+    # Scanned first: a scanner outage leaves nothing half-done, the retry sweep comes back later.
+    virus = scanner.scan(result.postacert or raw)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                TakeCharge.objects.create(
-                    pec_id=tx.pec_id, sender_provider=provider.name, inbound=inbound, recipients=recipients
-                )
-        except IntegrityError:
-            outcome["take_charge"] = "already issued"
-        else:
-            built = envelopes.build_take_charge(tx, recipients, identity=identity, to=provider.mail_receipt)
-            TakeCharge.objects.filter(pec_id=tx.pec_id, sender_provider=provider.name).update(
-                message_id=built.message_id
+        claimed = []
+        for recipient in recipients:
+            try:
+                with transaction.atomic():
+                    InboundDelivery.objects.create(
+                        pec_id=tx.pec_id,
+                        recipient=recipient,
+                        inbound=inbound,
+                        outcome=InboundDelivery.Outcome.PENDING,
+                    )
+            except IntegrityError:
+                continue
+            claimed.append(recipient)
+        if claimed:
+            built = envelopes.build_take_charge(tx, claimed, identity=identity, to=provider.mail_receipt)
+            TakeCharge.objects.create(
+                pec_id=tx.pec_id,
+                sender_provider=provider.name,
+                inbound=inbound,
+                recipients=claimed,
+                message_id=built.message_id,
             )
             outbound_enqueue(
                 raw=built.raw,
@@ -119,18 +137,21 @@ def _envelope_accept(
                 identifier=built.message_id.strip("<>"),
                 msgid=f"<{tx.pec_id}>",
                 sender=tx.sender,
-                recipients=recipients,
+                recipients=claimed,
                 subject=tx.subject,
                 related_ids=[tx.pec_id],
                 provider=provider.name,
                 at=now,
             )
             outcome["take_charge"] = built.message_id
-    virus = scanner.scan(result.postacert or raw)
-    for recipient in recipients:
-        outcome["recipients"][recipient] = _recipient_deliver(
-            inbound=inbound, raw=raw, tx=tx, recipient=recipient, provider=provider, virus=virus, now=now
+    pending = InboundDelivery.objects.filter(
+        pec_id=tx.pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
+    ).values_list("id", flat=True)
+    for row_id in list(pending):
+        recipient, result_outcome = _recipient_deliver(
+            row_id=row_id, raw=raw, tx=tx, provider=provider, virus=virus, now=now
         )
+        outcome["recipients"][recipient] = result_outcome
     if virus:
         scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id)
     return outcome
@@ -138,33 +159,29 @@ def _envelope_accept(
 
 def _recipient_deliver(
     *,
-    inbound: InboundMessage,
+    row_id: int,
     raw: bytes,
     tx: envelopes.Transaction,
-    recipient: str,
     provider,  # noqa: ANN001 - TrustedProvider
     virus: str | None,
     now: dt.datetime,
-) -> str:
+) -> tuple[str, str]:
+    """Deliver one claimed recipient and queue its receipt, in one transaction; (recipient, outcome)."""
     identity = pki.load_identity()
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                row = InboundDelivery.objects.create(
-                    pec_id=tx.pec_id,
-                    recipient=recipient,
-                    inbound=inbound,
-                    outcome=InboundDelivery.Outcome.DELIVERED,
-                )
-        except IntegrityError:
-            return "duplicate"
+        final = InboundDelivery.Outcome.VIRUS if virus else InboundDelivery.Outcome.DELIVERED
+        claimed = InboundDelivery.objects.filter(pk=row_id, outcome=InboundDelivery.Outcome.PENDING).update(
+            outcome=final
+        )
+        row = InboundDelivery.objects.get(pk=row_id)
+        if not claimed:
+            return row.recipient, "duplicate"
+        recipient = row.recipient
         if virus:
             built = envelopes.build_virus_detection(
                 tx, recipient, virus, identity=identity, to=provider.mail_receipt
             )
-            InboundDelivery.objects.filter(pk=row.pk).update(
-                outcome=InboundDelivery.Outcome.VIRUS, notice_message_id=built.message_id
-            )
+            InboundDelivery.objects.filter(pk=row_id).update(notice_message_id=built.message_id)
             outbound_enqueue(
                 raw=built.raw,
                 mail_from=identity.service_address,
@@ -178,7 +195,7 @@ def _recipient_deliver(
             built, kind = delivery_receipt_build(
                 envelope=raw, recipient=recipient, delivered=delivered.outcome == "delivered", when=now
             )
-            InboundDelivery.objects.filter(pk=row.pk).update(
+            InboundDelivery.objects.filter(pk=row_id).update(
                 outcome=delivered.outcome,
                 message_id=delivered.message.pk if delivered.message else None,
                 notice_message_id=built.message_id,
@@ -204,7 +221,7 @@ def _recipient_deliver(
             details={"virus": virus} if virus else None,
             at=now,
         )
-        return InboundDelivery.objects.get(pk=row.pk).outcome
+        return recipient, InboundDelivery.objects.get(pk=row_id).outcome
 
 
 def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:

@@ -71,8 +71,9 @@ class TakeCharge(models.Model):
 
     class Meta:
         constraints = [
-            # One take-charge per envelope per provider: a peer retrying gets no second one.
-            models.UniqueConstraint(fields=["pec_id", "sender_provider"], name="takecharge_one_per_envelope"),
+            # One take-charge per SMTP transaction; recipients are claimed in InboundDelivery, so a
+            # peer resending an envelope gets none and one splitting it gets one per new part.
+            models.UniqueConstraint(fields=["inbound"], name="takecharge_one_per_transaction"),
         ]
 
     def __str__(self) -> str:
@@ -83,6 +84,7 @@ class InboundDelivery(models.Model):
     """One recipient of an incoming envelope: delivered once, answered once."""
 
     class Outcome(models.TextChoices):
+        PENDING = "pending", _("taken in charge")
         DELIVERED = "delivered", _("delivered")
         NO_DEST = "no-dest", _("unknown mailbox")
         VIRUS = "virus", _("virus")

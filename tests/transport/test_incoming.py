@@ -182,3 +182,19 @@ def test_it_processes_again_later_when_the_scanner_was_unavailable(
     inbound.refresh_from_db()
     assert inbound.state == "processed"
     assert len(inbox(bob)) == 1
+
+
+def test_it_takes_charge_of_each_part_of_an_envelope_split_over_two_transactions(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    raw = envelope_from(remote_provider, to=[bob.address, carol.address])
+    receive(raw, [bob.address], django_capture_on_commit_callbacks)
+    receive(raw, [carol.address, bob.address], django_capture_on_commit_callbacks)
+    take_charges = [
+        r.daticert.ricezione
+        for r in (classify(m["data"], trust=trust_store()) for m in routed_sink.messages)
+        if r.kind == "presa-in-carico"
+    ]
+    assert take_charges == [[bob.address], [carol.address]]
+    assert len(inbox(bob)) == 1
+    assert len(inbox(carol)) == 1
