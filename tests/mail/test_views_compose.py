@@ -276,5 +276,5 @@ def test_it_degrades_to_a_textarea_without_the_vendored_editor(alice_client, mon
 def test_it_speaks_italian(alice_client, settings):
     alice_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "it"
     html = alice_client.get(reverse("mail:compose")).content.decode()
-    assert {"A", "Cc", "Oggetto", "Priorità", "Riservato", "Allega"} <= labels(html)
+    assert {"A", "Cc", "Oggetto", "Priorità", "Confidenziale", "Allega"} <= labels(html)
     assert ">Invia</button>" in html and ">Salva bozza</button>" in html
