@@ -162,10 +162,6 @@ def _card_to_record(card: Any) -> Record:
         name = contents["n"][0].value
         record["last_name"] = _text(name.family)
         record["first_name"] = " ".join(p for p in (_text(name.given), _text(name.additional)) if p)
-    if not (record["first_name"] or record["last_name"]) and "fn" in contents:
-        full = _text(contents["fn"][0].value).strip()
-        first, _sep, last = full.rpartition(" ")
-        record["first_name"], record["last_name"] = (first, last) if first else (full, "")
     if "org" in contents:
         org = contents["org"][0].value
         record["company"] = _text(org[0] if isinstance(org, list) and org else org)
@@ -174,6 +170,13 @@ def _card_to_record(card: Any) -> Record:
     for prop in contents.get("email", []):
         types = _types(prop)
         _add_address(record, _text(prop.value), "pec" if {"x-pec", "pec"} & types else "email")
+    if not (record["first_name"] or record["last_name"]) and "fn" in contents:
+        full = _text(contents["fn"][0].value).strip()
+        # A card for a company, or for a bare address, repeats it in FN: that is no person's name.
+        not_a_name = {record["company"].lower(), *(a["address"] for a in record["addresses"][:1])}
+        if full.lower() not in not_a_name:
+            first, _sep, last = full.rpartition(" ")
+            record["first_name"], record["last_name"] = (first, last) if first else (full, "")
     for prop in contents.get("tel", []):
         _add_phone(record, _text(prop.value), _phone_kind(_types(prop)))
     if "adr" in contents:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -61,13 +63,16 @@ class Contact(models.Model):
     def display_name(self) -> str:
         if self.full_name or self.company:
             return self.full_name or self.company
-        first = self.addresses.first() if self.pk else None
+        # all() so that a prefetched list is used instead of one query per row.
+        first = next(iter(self.addresses.all()), None) if self.pk else None
         return first.address if first else str(_("(no name)"))
 
     def compute_sort_name(self) -> str:
         """Surname first, as an Italian address book sorts; company or address when there is no name."""
         key = " ".join(part for part in (self.last_name, self.first_name) if part) or self.company
-        return key.casefold()
+        # Accents folded away so that "Èrcole" files under E in the letter index.
+        decomposed = unicodedata.normalize("NFKD", key.casefold())
+        return "".join(char for char in decomposed if not unicodedata.combining(char))
 
     @property
     def safe_website(self) -> str:

@@ -136,3 +136,17 @@ def test_it_reads_vcard_4_tel_uris_and_quoted_types():
     assert (record["first_name"], record["last_name"]) == ("Mario", "Rossi")
     assert record["phones"] == [{"kind": "mobile", "number": "+39-333-1"}]
     assert record["addresses"] == [{"kind": "email", "address": "m@x.it"}]
+
+
+@pytest.mark.parametrize("version", ["3.0", "4.0"])
+def test_it_round_trips_company_only_and_address_only_cards(version):
+    company = formats.empty_record()
+    del company["warnings"]
+    company.update(company="Àcme Società S.r.l.", addresses=[{"kind": "pec", "address": "acme@pec.example.it"}])
+    bare = formats.empty_record()
+    del bare["warnings"]
+    bare.update(addresses=[{"kind": "email", "address": "solo@example.it"}])
+    first = formats.vcard_serialize([company, bare], version=version)
+    parsed = formats.vcard_parse(first.encode())
+    assert strip_warnings(parsed.records) == [company, bare]
+    assert formats.vcard_serialize(strip_warnings(parsed.records), version=version) == first

@@ -345,3 +345,9 @@ def test_it_is_translated_into_italian(alice_client, contact):
     page = alice_client.get(reverse("contacts:index"), headers={"accept-language": "it"}).content.decode()
     assert "Nuovo contatto" in page
     assert ContactAddress.objects.filter(contact=contact).exists() is True
+
+
+def test_it_files_accented_surnames_under_their_plain_letter(alice_client, alice):
+    make_contact(alice.owner, last="Èrcoli", address="e@x.it")
+    page = alice_client.get(reverse("contacts:index"), {"letter": "E"}).content.decode()
+    assert "Mario Èrcoli" in page
