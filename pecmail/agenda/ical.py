@@ -161,7 +161,9 @@ def _event_from(component: Any, default_tz: str) -> EventData:
     errors = getattr(component, "errors", None)
     if errors:
         name, problem = errors[0]
-        raise ValueError(_("unreadable line (%(name)s: %(problem)s)") % {"name": name or "?", "problem": problem})
+        raise ValueError(
+            _("unreadable line (%(name)s: %(problem)s)") % {"name": name or "?", "problem": problem}
+        )
     if component.get("recurrence-id") is not None:
         raise ValueError(_("a changed single occurrence of a recurring event is not supported"))
     if component.get("dtstart") is None:

@@ -92,19 +92,46 @@ def test_it_expands_all_day_yearly_events_on_dates():
 
 def test_it_finds_a_one_off_event_only_in_ranges_it_overlaps():
     one = event()
-    assert len(occurrences(one, dt.datetime(2026, 3, 16, 9, 30, tzinfo=ROME), dt.datetime(2026, 3, 17, tzinfo=ROME))) == 1
-    assert occurrences(one, dt.datetime(2026, 3, 16, 10, 0, tzinfo=ROME), dt.datetime(2026, 3, 17, tzinfo=ROME)) == []
+    assert (
+        len(
+            occurrences(
+                one, dt.datetime(2026, 3, 16, 9, 30, tzinfo=ROME), dt.datetime(2026, 3, 17, tzinfo=ROME)
+            )
+        )
+        == 1
+    )
+    assert (
+        occurrences(one, dt.datetime(2026, 3, 16, 10, 0, tzinfo=ROME), dt.datetime(2026, 3, 17, tzinfo=ROME))
+        == []
+    )
 
 
 def test_it_writes_until_in_utc_for_timed_events_and_as_a_date_for_all_day_ones():
-    assert rrule_normalise("freq=weekly;until=20261231", all_day=False, tz=ROME) == "FREQ=WEEKLY;UNTIL=20261231T225959Z"
-    assert rrule_normalise("RRULE:FREQ=DAILY;UNTIL=20261231T100000Z", all_day=True, tz=ROME) == "FREQ=DAILY;UNTIL=20261231"
-    assert rrule_normalise("FREQ=WEEKLY;INTERVAL=1;BYDAY=mo,we", all_day=False, tz=ROME) == "FREQ=WEEKLY;BYDAY=MO,WE"
+    assert (
+        rrule_normalise("freq=weekly;until=20261231", all_day=False, tz=ROME)
+        == "FREQ=WEEKLY;UNTIL=20261231T225959Z"
+    )
+    assert (
+        rrule_normalise("RRULE:FREQ=DAILY;UNTIL=20261231T100000Z", all_day=True, tz=ROME)
+        == "FREQ=DAILY;UNTIL=20261231"
+    )
+    assert (
+        rrule_normalise("FREQ=WEEKLY;INTERVAL=1;BYDAY=mo,we", all_day=False, tz=ROME)
+        == "FREQ=WEEKLY;BYDAY=MO,WE"
+    )
 
 
 @pytest.mark.parametrize(
     "rule",
-    ["FREQ=HOURLY", "FREQ=SECONDLY;COUNT=3", "FREQ=WEEKLY;COUNT=2;UNTIL=20270101", "INTERVAL=2", "FREQ=DAILY;COUNT=x", "FREQ=DAILY;BYDAY=XX", "FREQ=DAILY;FOO=1"],
+    [
+        "FREQ=HOURLY",
+        "FREQ=SECONDLY;COUNT=3",
+        "FREQ=WEEKLY;COUNT=2;UNTIL=20270101",
+        "INTERVAL=2",
+        "FREQ=DAILY;COUNT=x",
+        "FREQ=DAILY;BYDAY=XX",
+        "FREQ=DAILY;FOO=1",
+    ],
 )
 def test_it_refuses_rules_it_cannot_expand(rule):
     with pytest.raises(RecurrenceError):
@@ -113,6 +140,8 @@ def test_it_refuses_rules_it_cannot_expand(rule):
 
 def test_it_keeps_imported_by_parts_when_the_form_changes_only_the_end():
     base = "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"
-    rule = rrule_build(freq="WEEKLY", interval=2, count=None, until=dt.date(2026, 12, 31), all_day=False, tz=ROME, base=base)
+    rule = rrule_build(
+        freq="WEEKLY", interval=2, count=None, until=dt.date(2026, 12, 31), all_day=False, tz=ROME, base=base
+    )
     assert rule == "FREQ=WEEKLY;UNTIL=20261231T225959Z;INTERVAL=2;BYDAY=MO,WE"
     assert rrule_build(freq="DAILY", count=3, all_day=False, tz=ROME, base=base) == "FREQ=DAILY;COUNT=3"

@@ -42,7 +42,9 @@ def test_it_sends_a_due_reminder_exactly_once_by_e_mail_and_in_the_app(alice, al
     page = alice_client.get(reverse("agenda:month", args=[2026, 3])).content.decode()
     side = page.split('id="agenda-reminders-title"')[1].split("</section>")[0]
     assert "Udienza però" in side
-    alice_client.post(reverse("agenda:reminder_dismiss", args=[reminder.pk]), {"next": "https://evil.example/"})
+    alice_client.post(
+        reverse("agenda:reminder_dismiss", args=[reminder.pk]), {"next": "https://evil.example/"}
+    )
     reminder.refresh_from_db()
     assert reminder.dismissed is True
     page = alice_client.get(reverse("agenda:month", args=[2026, 3])).content.decode()
@@ -59,12 +61,16 @@ def test_it_reminds_each_occurrence_of_a_recurring_event_at_local_time_across_ds
         with time_machine.travel(dt.datetime(2026, 3, day, 8, 0, tzinfo=ROME), tick=False):
             fired.append(services.reminders_send())
     assert fired == [1, 1, 1]
-    assert [r.occurrence_start.astimezone(ROME).day for r in Reminder.objects.order_by("occurrence_start")] == [16, 23, 30]
+    assert [
+        r.occurrence_start.astimezone(ROME).day for r in Reminder.objects.order_by("occurrence_start")
+    ] == [16, 23, 30]
     assert len(mail.outbox) == 3
 
 
 def test_it_does_not_remind_of_long_past_occurrences_of_a_new_event(alice, work):
-    make_event(work, start=dt.datetime(2025, 1, 6, 9, 0, tzinfo=ROME), rrule="FREQ=WEEKLY", reminder_minutes=10)
+    make_event(
+        work, start=dt.datetime(2025, 1, 6, 9, 0, tzinfo=ROME), rrule="FREQ=WEEKLY", reminder_minutes=10
+    )
     with time_machine.travel(dt.datetime(2026, 3, 11, 12, 0, tzinfo=ROME), tick=False):
         assert services.reminders_send() == 0
     assert Reminder.objects.exists() is False

@@ -72,7 +72,10 @@ def test_it_answers_404_to_charlie_for_every_object_of_alice(objects, charlie_cl
     for url in urls["get"]:
         assert charlie_client.get(url).status_code == 404, url
     for url in urls["post"]:
-        assert charlie_client.post(url, {"key": "2026-03-23T09:00:00", "name": "x", "colour": "red"}).status_code == 404, url
+        assert (
+            charlie_client.post(url, {"key": "2026-03-23T09:00:00", "name": "x", "colour": "red"}).status_code
+            == 404
+        ), url
     # Nothing changed hands or disappeared.
     objects["event"].refresh_from_db()
     objects["calendar"].refresh_from_db()
@@ -169,7 +172,9 @@ def test_it_shows_the_event_form_with_labels_and_refuses_an_end_before_the_start
     assert Event.objects.exists() is False
 
 
-def test_it_edits_an_event_and_keeps_other_users_calendars_out_of_the_choice(alice, alice_client, work, charlie):
+def test_it_edits_an_event_and_keeps_other_users_calendars_out_of_the_choice(
+    alice, alice_client, work, charlie
+):
     foreign = services.calendar_create(owner=charlie.owner, name="Charlie's")
     event = make_event(work)
     page = alice_client.get(reverse("agenda:event_edit", args=[event.pk])).content.decode()
@@ -198,7 +203,11 @@ def test_it_makes_an_all_day_event_that_ends_at_the_midnight_after_its_last_day(
     assert event.start == dt.datetime(2026, 3, 27, tzinfo=ROME)
     assert event.end == dt.datetime(2026, 3, 30, tzinfo=ROME)
     page = alice_client.get(reverse("agenda:month", args=[2026, 3])).content.decode()
-    days = [d for d in ("26", "27", "28", "29", "30") if "Fiera" in re.search(rf'data-date="2026-03-{d}">(.*?)</td>', page, re.S).group(1)]
+    days = [
+        d
+        for d in ("26", "27", "28", "29", "30")
+        if "Fiera" in re.search(rf'data-date="2026-03-{d}">(.*?)</td>', page, re.S).group(1)
+    ]
     assert days == ["27", "28", "29"]
 
 
@@ -288,11 +297,21 @@ def test_it_links_safe_urls_with_noopener(alice_client, work):
 def test_it_manages_calendars_with_palette_colours(alice, alice_client):
     page = alice_client.get(reverse("agenda:calendars")).content.decode()
     assert "agenda-colour--blue" in page
-    assert alice_client.post(reverse("agenda:calendar_create"), {"name": "Studio", "colour": "purple"}).status_code == 302
+    assert (
+        alice_client.post(
+            reverse("agenda:calendar_create"), {"name": "Studio", "colour": "purple"}
+        ).status_code
+        == 302
+    )
     studio = Calendar.objects.get(owner=alice.owner, name="Studio")
     assert studio.colour == "purple"
-    assert alice_client.post(reverse("agenda:calendar_create"), {"name": "x", "colour": "#ff0000"}).status_code == 422
-    alice_client.post(reverse("agenda:calendar_edit", args=[studio.pk]), {"name": "Studio legale", "colour": "teal"})
+    assert (
+        alice_client.post(reverse("agenda:calendar_create"), {"name": "x", "colour": "#ff0000"}).status_code
+        == 422
+    )
+    alice_client.post(
+        reverse("agenda:calendar_edit", args=[studio.pk]), {"name": "Studio legale", "colour": "teal"}
+    )
     studio.refresh_from_db()
     assert (studio.name, studio.colour) == ("Studio legale", "teal")
     make_event(studio)
@@ -314,7 +333,10 @@ def test_it_serves_the_subscription_feed_without_login_until_revoked(alice_clien
     assert feed.status_code == 200
     assert feed["Content-Type"] == "text/calendar; charset=utf-8"
     assert b"SUMMARY:Udienza" in feed.content
-    assert client.get(reverse("agenda:feed", args=[first[:-1] + ("A" if first[-1] != "A" else "B")])).status_code == 404
+    assert (
+        client.get(reverse("agenda:feed", args=[first[:-1] + ("A" if first[-1] != "A" else "B")])).status_code
+        == 404
+    )
     assert client.get("/calendar/feed/.ics").status_code == 404
     assert client.post(reverse("agenda:feed", args=[first])).status_code == 405
     services.calendar_feed_regenerate(calendar=work)
@@ -355,7 +377,9 @@ def test_it_round_trips_export_import_export_through_the_views(alice, alice_clie
     )
     first = alice_client.get(reverse("agenda:calendar_export", args=[work.pk]))
     assert first["Content-Disposition"].startswith("attachment;")
-    preview = alice_client.post(reverse("agenda:import"), {"file": upload(first.content), "target": "new", "new_name": ""})
+    preview = alice_client.post(
+        reverse("agenda:import"), {"file": upload(first.content), "target": "new", "new_name": ""}
+    )
     assert preview.status_code == 200
     assert "Consiglio d&#x27;amministrazione però già" in preview.content.decode()
     # Nothing is written before the user confirms.
@@ -374,7 +398,9 @@ def test_it_refuses_oversized_and_malformed_files_with_a_form_error(alice, alice
     response = alice_client.post(reverse("agenda:import"), {"file": upload(big), "target": "new"})
     assert response.status_code == 422
     assert b"larger than 2 MiB" in response.content
-    response = alice_client.post(reverse("agenda:import"), {"file": upload(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n"), "target": "new"})
+    response = alice_client.post(
+        reverse("agenda:import"), {"file": upload(b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n"), "target": "new"}
+    )
     assert response.status_code == 422
     assert b"damaged" in response.content
     response = alice_client.post(reverse("agenda:import"), {"file": upload(b"hello"), "target": "new"})
@@ -404,7 +430,9 @@ END:VCALENDAR\r
 
 
 def test_it_imports_part_of_a_file_only_after_the_user_confirms(alice_client, work):
-    preview = alice_client.post(reverse("agenda:import"), {"file": upload(PARTLY_BROKEN), "target": str(work.pk)})
+    preview = alice_client.post(
+        reverse("agenda:import"), {"file": upload(PARTLY_BROKEN), "target": str(work.pk)}
+    )
     page = preview.content.decode()
     assert "1 event will be left out" in page
     assert "&lt;i&gt;Hourly&lt;/i&gt;" in page
@@ -428,7 +456,9 @@ def test_it_imports_part_of_a_file_only_after_the_user_confirms(alice_client, wo
 
 def test_it_will_not_import_into_charlie_s_calendar(alice_client, charlie):
     foreign = services.calendar_create(owner=charlie.owner, name="Charlie")
-    response = alice_client.post(reverse("agenda:import"), {"file": upload(PARTLY_BROKEN), "target": str(foreign.pk)})
+    response = alice_client.post(
+        reverse("agenda:import"), {"file": upload(PARTLY_BROKEN), "target": str(foreign.pk)}
+    )
     assert response.status_code == 422
     assert foreign.events.count() == 0
 

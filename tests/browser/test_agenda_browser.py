@@ -14,7 +14,9 @@ pytestmark = pytest.mark.browser
 ROME = ZoneInfo("Europe/Rome")
 
 
-def test_it_creates_a_weekly_event_and_sees_it_recur_in_the_month_view(browser_page, live_server, demo_user, settings):
+def test_it_creates_a_weekly_event_and_sees_it_recur_in_the_month_view(
+    browser_page, live_server, demo_user, settings
+):
     page = browser_page
     login(page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
     page.goto(f"{live_server.url}/calendar/month/2026/3/")
@@ -48,7 +50,9 @@ def test_it_creates_a_weekly_event_and_sees_it_recur_in_the_month_view(browser_p
     page.wait_for_url(f"**/calendar/month/{today.year}/{today.month}/")
 
 
-def test_it_exports_a_calendar_and_reimports_it_into_a_new_calendar(browser_page, live_server, demo_user, settings, tmp_path):
+def test_it_exports_a_calendar_and_reimports_it_into_a_new_calendar(
+    browser_page, live_server, demo_user, settings, tmp_path
+):
     owner = demo_user.owner
     work = services.calendar_create(owner=owner, name="Lavoro", colour=Calendar.Colour.ORANGE)
     services.event_create(
@@ -97,7 +101,16 @@ def test_it_exports_a_calendar_and_reimports_it_into_a_new_calendar(browser_page
     def fields(calendar):
         return sorted(
             Event.objects.filter(calendar=calendar).values_list(
-                "uid", "title", "start", "end", "all_day", "time_zone", "location", "rrule", "exdates", "reminder_minutes"
+                "uid",
+                "title",
+                "start",
+                "end",
+                "all_day",
+                "time_zone",
+                "location",
+                "rrule",
+                "exdates",
+                "reminder_minutes",
             )
         )
 
