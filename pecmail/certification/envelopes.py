@@ -313,13 +313,13 @@ def _text_leaf(subtype: str, text: str) -> bytes:
 
 def _multipart(subtype: str, parts: list[bytes], extra: bytes = b"") -> bytes:
     boundary = _boundary(*parts)
-    delimiter = b"--" + boundary.encode("ascii")
-    out = bytearray(f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n'.encode("ascii"))
-    out += extra + CRLF
+    delimiter = b"--" + boundary.encode("ascii") + CRLF
+    # One join: a part may be the 1 MiB original, which must not be copied once per "+".
+    chunks = [f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n'.encode("ascii"), extra, CRLF]
     for part in parts:
-        out += delimiter + CRLF + part + CRLF
-    out += delimiter + b"--" + CRLF
-    return bytes(out)
+        chunks += (delimiter, part, CRLF)
+    chunks.append(b"--" + boundary.encode("ascii") + b"--" + CRLF)
+    return b"".join(chunks)
 
 
 def _daticert_part(xml: bytes) -> bytes:
@@ -531,7 +531,7 @@ def rewrite_original(original: bytes, *, pec_id: str, client_msgid: str) -> byte
     new_head += f"Message-ID: <{pec_id}>\r\n".encode("ascii")
     if client_msgid:
         new_head += f"X-Riferimento-Message-ID: {_ascii_value('X', client_msgid)}\r\n".encode("ascii")
-    return b"".join((new_head, CRLF, original[body_start:]))
+    return b"".join((new_head, CRLF, memoryview(original)[body_start:]))
 
 
 def build_transport_envelope(tx: Transaction, original: bytes, *, identity: ProviderIdentity) -> BuiltMessage:
