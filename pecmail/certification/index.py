@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from pecmail.certification import ldif, smime
 from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
@@ -52,16 +52,26 @@ def _generation() -> str:
     return generation
 
 
+def _bump() -> None:
+    global _cached
+    cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    with _lock:
+        _cached = None
+
+
+def _uncommitted_change() -> bool:
+    # Django drops the on-commit callbacks of a rolled-back transaction, so a pending _bump means
+    # "this connection changed the index and has not committed yet".
+    return any(entry[1] is _bump for entry in connection.run_on_commit)
+
+
 def trust_store_invalidate() -> None:
-    """Make every process rebuild its trust store (after the current transaction commits)."""
-
-    def bump() -> None:
-        global _cached
-        cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        with _lock:
-            _cached = None
-
-    transaction.on_commit(bump)
+    """Forget the cached trust store here now, and in every process once the transaction commits."""
+    global _cached
+    with _lock:
+        _cached = None
+    if not _uncommitted_change():
+        transaction.on_commit(_bump)
 
 
 def _build_trust_store() -> TrustStore:
@@ -83,8 +93,14 @@ def _build_trust_store() -> TrustStore:
 
 
 def trust_store() -> TrustStore:
-    """Return the TrustStore of the providers index, rebuilt only when the index changed."""
+    """Return the TrustStore of the providers index, rebuilt only when the index changed.
+
+    Inside a transaction that changed the index the store reflects those changes and is not
+    cached (they may still roll back).
+    """
     global _cached
+    if _uncommitted_change():
+        return _build_trust_store()
     generation = _generation()
     with _lock:
         if _cached is not None and _cached[0] == generation:

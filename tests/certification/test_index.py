@@ -146,6 +146,15 @@ def test_it_replaces_the_index_but_keeps_itself(db):
     assert store.provider_for_certificate(me.cert).name == "Me"
 
 
+def test_it_sees_uncommitted_index_changes_in_its_own_transaction(db):
+    first = index.trust_store()
+    assert first.is_pec_domain("pec.acme.test") is False
+    index.ldif_import(ldif.write([record(ACME).to_entry()]))
+    assert index.trust_store().is_pec_domain("pec.acme.test") is True
+    ProviderDomain.objects.filter(domain="pec.acme.test").delete()
+    assert index.trust_store().is_pec_domain("pec.acme.test") is False
+
+
 def test_it_invalidates_the_cached_trust_store_on_change(db, django_capture_on_commit_callbacks):
     first = index.trust_store()
     assert index.trust_store() is first
