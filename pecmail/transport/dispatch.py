@@ -82,6 +82,8 @@ def dispatch_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.t
             deliveries__state=Delivery.State.QUEUED,
         )
         .exclude(envelope_sha256="")
+        # Already handed to transport: only a lost signal leaves an envelope without outbound rows.
+        .exclude(envelope_sha256__in=OutboundMessage.objects.values("raw_sha256"))
         .values_list("id", flat=True)
         .distinct()[:200]
     )

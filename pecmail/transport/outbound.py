@@ -34,7 +34,12 @@ CLAIM_LEASE = dt.timedelta(minutes=10)
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "PEC_SMTP_MAX_ATTEMPTS", 12))
+    return int(getattr(settings, "PEC_SMTP_MAX_ATTEMPTS", 100))
+
+
+def give_up_after() -> dt.timedelta:
+    """Transient failures are retried this long: past 24 h the deadline notices have told the user."""
+    return dt.timedelta(seconds=int(getattr(settings, "PEC_SMTP_GIVE_UP_AFTER", 24 * 3600)))
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -216,7 +221,7 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
             from .notices import outbound_refused
 
             outbound_refused(row=row, refused=outcome.permanent)
-        if outcome.transient and row.attempts < max_attempts():
+        if outcome.transient and row.attempts < max_attempts() and now - row.created_at < give_up_after():
             state = OutboundMessage.State.QUEUED
         elif outcome.transient:
             state = OutboundMessage.State.FAILED

@@ -201,3 +201,39 @@ def test_it_relays_outbox_rows_a_crash_left_unpublished(alice, provider_b, route
     assert len(routed_sink.messages) == 1
     item.refresh_from_db()
     assert item.published_at is not None
+
+
+def test_it_dispatches_a_submission_whose_signal_was_lost(
+    alice, provider_b, routed_sink, submit, monkeypatch, django_capture_on_commit_callbacks
+):
+    from pecmail.mail import pipeline
+    from pecmail.transport.dispatch import dispatch_sweep
+
+    monkeypatch.setattr(pipeline.envelope_accepted, "receivers", [])
+    sent = submit(to=[BOB], cc=[])
+    monkeypatch.undo()
+    assert routed_sink.messages == []
+    with time_machine.travel(timezone.now() + dt.timedelta(minutes=3), tick=False):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert dispatch_sweep() == 1
+        assert dispatch_sweep() == 0
+    (message,) = routed_sink.messages
+    assert message["data"] == _envelope(sent)
+
+
+def test_it_retries_an_unreachable_peer_then_gives_up_after_a_day(alice, provider_b, submit, settings):
+    from pecmail.transport.outbound import outbound_retry_due
+
+    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}
+    start = timezone.now()
+    submit(to=[BOB], cc=[])
+    row = OutboundMessage.objects.get()
+    assert (row.state, row.attempts) == (OutboundMessage.State.QUEUED, 1)
+    with time_machine.travel(start + dt.timedelta(minutes=5), tick=False):
+        assert outbound_retry_due() == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboundMessage.State.QUEUED, 2)
+    with time_machine.travel(start + dt.timedelta(hours=24, minutes=5), tick=False):
+        assert outbound_retry_due() == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == (OutboundMessage.State.FAILED, 3)
