@@ -134,17 +134,23 @@ def contacts_import_plan(*, owner: User, parsed: formats.Parsed) -> ImportPlan:
     """Decide, record by record, what to create and what to skip (duplicates by address)."""
     plan = ImportPlan(skipped=list(parsed.skipped))
     known = set(ContactAddress.objects.filter(contact__owner=owner).values_list("address", flat=True))
+    in_file: set[str] = set()
     for record in parsed.records:
         label = formats.record_label(record)
         for warning in record.get("warnings", []):
             plan.warnings.append((label, warning))
-        clash = next((a["address"] for a in record["addresses"] if a["address"] in known), None)
+        addresses = [a["address"] for a in record["addresses"]]
+        clash = next((a for a in addresses if a in known), None)
         if clash:
             plan.skipped.append((label, _("%(address)s is already in your contacts") % {"address": clash}))
             continue
+        repeated = next((a for a in addresses if a in in_file), None)
+        if repeated:
+            plan.skipped.append((label, _("%(address)s appears earlier in the file") % {"address": repeated}))
+            continue
         for item in record["addresses"]:
             item["kind"] = address_kind(address=item["address"], declared=item["kind"])
-        known.update(a["address"] for a in record["addresses"])
+        in_file.update(addresses)
         plan.to_create.append({k: v for k, v in record.items() if k != "warnings"})
     return plan
 

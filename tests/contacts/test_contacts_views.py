@@ -351,3 +351,12 @@ def test_it_files_accented_surnames_under_their_plain_letter(alice_client, alice
     make_contact(alice.owner, last="Èrcoli", address="e@x.it")
     page = alice_client.get(reverse("contacts:index"), {"letter": "E"}).content.decode()
     assert "Mario Èrcoli" in page
+
+
+def test_it_skips_an_address_repeated_within_the_file(alice_client, alice):
+    csv = b"First Name,Last Name,E-mail Address\nAnna,Neri,anna@x.it\nAnna,Neri bis,ANNA@x.it\n"
+    alice_client.post(reverse("contacts:import"), {"file": SimpleUploadedFile("a.csv", csv)})
+    preview = alice_client.get(reverse("contacts:import_preview")).content.decode()
+    assert "anna@x.it appears earlier in the file" in preview
+    alice_client.post(reverse("contacts:import_preview"), {"action": "confirm"})
+    assert list(Contact.objects.filter(owner=alice.owner).values_list("last_name", flat=True)) == ["Neri"]
