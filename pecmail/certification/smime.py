@@ -148,6 +148,8 @@ SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7
 # A PEC signature holds one signer certificate and a few attributes: anything bigger is hostile.
 MAX_SIGNATURE_BYTES = 1024 * 1024
 MAX_DER_DEPTH = 32
+# Real headers are a few kilobytes; parsing megabytes of them is only an attacker's wish.
+MAX_HEADER_BYTES = 1024 * 1024
 # The whole index of every Italian PEC provider is a few hundred kilobytes.
 MAX_ATTACHED_BYTES = 64 * 1024 * 1024
 MAX_NESTED_PARTS = 200
@@ -264,6 +266,8 @@ def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
 
 
 def _parse_headers(block: bytes) -> Message:
+    if len(block) > MAX_HEADER_BYTES:
+        raise _Invalid(Problem.MALFORMED_MIME)
     return BytesParser(policy=compat32).parsebytes(block + b"\n\n", headersonly=True)
 
 

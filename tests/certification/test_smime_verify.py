@@ -286,6 +286,13 @@ def test_it_rejects_an_oversized_signature(trust):
     rejected(smime.verify(raw, trust=trust, at=AT), Problem.SIGNATURE_TOO_LARGE)
 
 
+def test_it_refuses_megabytes_of_headers(trust):
+    raw = b"X-Filler: " + b"a" * (2 * 1024 * 1024) + b"\r\nSubject: x\r\n\r\nbody\r\n"
+    result = smime.verify(raw, trust=trust, at=AT)
+    assert result.valid is False
+    assert result.problems == [Problem.MALFORMED_MIME]
+
+
 def test_it_reports_an_unsigned_message():
     result = smime.verify(b"From: a@b.test\r\nSubject: ciao\r\n\r\nciao\r\n", trust=TrustStore())
     assert result.signed is False
