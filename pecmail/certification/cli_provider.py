@@ -27,6 +27,14 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--now", default=None, help="Pretend it is this ISO 8601 time (for audits of the cutoff).")
     p.set_defaults(handler=log_sweep_command)
 
+    p = subparsers.add_parser(
+        "log-export", help="Write one day of the provider log, signed (.p7m) or as JSON lines."
+    )
+    p.add_argument("--date", required=True, help="The day (YYYY-MM-DD, local time).")
+    p.add_argument("--out", required=True, help="Output file.")
+    p.add_argument("--sign", action="store_true", help="Sign with the provider key (DER .p7m, SPEC §7.3).")
+    p.set_defaults(handler=log_export_command)
+
     p = subparsers.add_parser("index", help="The local copy of the providers index (LDIF import/export).")
     actions = p.add_subparsers(dest="index_action", required=True, parser_class=type(p))
     imp = actions.add_parser("import", help="Load providers from an LDIF file.")
@@ -166,3 +174,20 @@ def log_sweep_command(command: Any, options: dict[str, Any]) -> None:
     cutoff = log.retention_cutoff(now)
     removed = log.log_sweep(now)
     command.stdout.write(f"removed {removed} provider log rows older than {cutoff.isoformat()}")
+
+
+def log_export_command(command: Any, options: dict[str, Any]) -> None:
+    try:
+        day = dt.date.fromisoformat(options["date"])
+    except ValueError as exc:
+        raise CommandError(f"--date: {exc}") from exc
+    data = log.log_export(day=day)
+    if options["sign"]:
+        from pecmail.certification import smime
+
+        try:
+            data = smime.sign_attached(data, pki.load_identity())
+        except pki.IdentityError as exc:
+            raise CommandError(str(exc)) from exc
+    Path(options["out"]).write_bytes(data)
+    command.stdout.write(f"wrote {options['out']}")

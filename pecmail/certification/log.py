@@ -237,3 +237,22 @@ def log_sweep(now: dt.datetime | None = None) -> int:
             anchor_seq=anchor_seq, anchor_prev_hash=anchor_prev, swept_at=now or timezone.now()
         )
     return removed
+
+
+def log_export(*, day: dt.date, tz: dt.tzinfo | None = None) -> bytes:
+    """Return one day of the log (local day in ``tz``, default the site time zone) as JSON lines.
+
+    Each line is a row's canonical serialisation plus its ``hash``, in chain order, so the file
+    can be checked offline and signed (``smime.sign_attached``) as the daily log segment.
+    """
+    tz = tz or timezone.get_current_timezone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    end = start + dt.timedelta(days=1)
+    lines = []
+    for entry in (
+        ProviderLogEntry.objects.filter(at__gte=start, at__lt=end).order_by("seq").iterator(chunk_size=2000)
+    ):
+        row = json.loads(canonical(entry))
+        row["hash"] = entry.hash
+        lines.append(json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""

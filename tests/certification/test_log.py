@@ -227,3 +227,25 @@ def test_it_sweeps_from_the_beat_task(db, settings):
     assert log_sweep.delay().get() == 2
     assert log_sweep.delay().get() == 0
     assert log.log_verify().ok is True
+
+
+def test_it_exports_a_signed_day_of_the_log(db, settings, tmp_path):
+    import json
+
+    from pecmail.certification import pki, smime
+    from pecmail.certification.testing import trust_store_for
+
+    settings.PEC_SIGNING_KEY = tmp_path / "provider.key"
+    settings.PEC_SIGNING_CERT = tmp_path / "provider.pem"
+    settings.PEC_CA_CERT = tmp_path / "ca.pem"
+    pki.init_provider(domain=settings.PEC_DOMAIN, name="Acme", directory=tmp_path)
+    rows = append(2)
+    append(1, at=T0 + dt.timedelta(days=2))
+    out = tmp_path / "log.p7m"
+    call_command("pec", "log-export", "--date", T0.date().isoformat(), "--sign", "--out", str(out))
+    result = smime.verify_attached(out.read_bytes(), trust=trust_store_for(pki.load_identity()))
+    assert result.trusted is True
+    lines = [json.loads(line) for line in result.signed_entity.decode().splitlines()]
+    assert [line["hash"] for line in lines] == [r.hash for r in rows]
+    assert lines[1]["prev_hash"] == lines[0]["hash"]
+    assert log.log_export(day=dt.date(2000, 1, 1)) == b""
