@@ -44,6 +44,17 @@ class CalendarForm(forms.ModelForm):
         return name
 
 
+WEEKDAY_CHOICES = [
+    ("MO", _("Monday")),
+    ("TU", _("Tuesday")),
+    ("WE", _("Wednesday")),
+    ("TH", _("Thursday")),
+    ("FR", _("Friday")),
+    ("SA", _("Saturday")),
+    ("SU", _("Sunday")),
+]
+
+
 class EventForm(forms.Form):
     """The event editor: dates and times are wall-clock values in ``tz``."""
 
@@ -68,6 +79,13 @@ class EventForm(forms.Form):
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
     repeat = forms.ChoiceField(label=_("Repeat"), choices=Event.Frequency.choices, required=False)
+    weekdays = forms.MultipleChoiceField(
+        label=_("On these days (weekly)"),
+        choices=WEEKDAY_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None ticked: the weekday of the start date."),
+    )
     interval = forms.IntegerField(label=_("Every"), min_value=1, max_value=999, initial=1, required=False)
     ends = forms.ChoiceField(label=_("Ends"), choices=ENDS_CHOICES, initial="never", required=False)
     until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -113,6 +131,7 @@ class EventForm(forms.Form):
             "url": event.url,
             "description": event.description,
             "repeat": rule["freq"],
+            "weekdays": rule["weekdays"] if rule["freq"] == "WEEKLY" else [],
             "interval": rule["interval"],
             "ends": "until" if until else ("count" if rule["count"] else "never"),
             "until": until,
@@ -173,6 +192,7 @@ class EventForm(forms.Form):
                     all_day=all_day,
                     tz=self.tz,
                     base=self.event.rrule if self.event else "",
+                    weekdays=data.get("weekdays") or [],
                 )
             except RecurrenceError as exc:
                 self.add_error("repeat", str(exc))

@@ -53,6 +53,8 @@ class Calendar(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendars")
     name = models.CharField(_("name"), max_length=200)
     colour = models.CharField(_("colour"), max_length=10, choices=Colour.choices, default=Colour.BLUE)
+    # Hidden calendars stay out of the period pages; their reminders, exports and feeds go on.
+    visible = models.BooleanField(_("shown"), default=True)
     # The private subscription URL's secret; empty when the user revoked it.
     feed_token = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

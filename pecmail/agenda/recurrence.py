@@ -20,6 +20,7 @@ PART_ORDER = (
     "FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY",
     "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST",
 )  # fmt: skip
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 # A single range query never expands more than this many occurrences of one event.
 MAX_OCCURRENCES = 2000
 
@@ -131,11 +132,13 @@ def rrule_build(
     all_day: bool,
     tz: ZoneInfo,
     base: str = "",
+    weekdays: list[str] | None = None,
 ) -> str:
     """A rule from the event form's fields.
 
     When ``base`` (the stored rule) has the same FREQ, its other parts (BYDAY, BYMONTHDAY…,
-    typically from an imported file) are kept: the form only edits frequency, interval and end.
+    typically from an imported file) are kept: the form only edits frequency, interval, end
+    and, for weekly rules, the weekdays (``weekdays`` None keeps them, [] drops them).
     """
     if not freq:
         return ""
@@ -150,6 +153,10 @@ def rrule_build(
         parts["UNTIL"] = until.strftime("%Y%m%d")
     elif count:
         parts["COUNT"] = str(count)
+    if freq == "WEEKLY" and weekdays is not None:
+        parts.pop("BYDAY", None)
+        if weekdays:
+            parts["BYDAY"] = ",".join(day for day in WEEKDAYS if day in weekdays)
     return rrule_normalise(";".join(f"{k}={v}" for k, v in parts.items()), all_day=all_day, tz=tz)
 
 
@@ -233,12 +240,15 @@ def occurrences(event: Any, range_start: datetime, range_end: datetime) -> list[
 
 
 def describe(rule: str) -> dict[str, Any]:
-    """The form's view of a rule: freq, interval, until (date), count."""
+    """The form's view of a rule: freq, interval, until (date), count, weekdays."""
     if not rule:
-        return {"freq": "", "interval": 1, "until": None, "count": None}
+        return {"freq": "", "interval": 1, "until": None, "count": None, "weekdays": []}
     parts = rrule_parts(rule)
     until = _parse_until(parts["UNTIL"]) if "UNTIL" in parts else None
+    # Plain weekdays only: "2TU" (the second Tuesday) belongs to monthly rules the form keeps as they are.
+    days = [d for d in parts.get("BYDAY", "").split(",") if d in WEEKDAYS]
     return {
+        "weekdays": days,
         "freq": parts.get("FREQ", ""),
         "interval": int(parts.get("INTERVAL", "1")),
         "until": until,

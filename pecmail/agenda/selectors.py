@@ -54,12 +54,12 @@ def event_list(*, calendar: Calendar) -> QuerySet[Event]:
 
 
 def occurrence_list(
-    *, user: User, start: datetime, end: datetime, calendar_ids: list[int] | None = None
+    *, user: User, start: datetime, end: datetime, visible_only: bool = True
 ) -> list[Occurrence]:
-    """Every occurrence of the user's events overlapping [start, end), by start then title."""
+    """Every occurrence of the user's events overlapping [start, end), all-day first, then by start."""
     events = Event.objects.filter(calendar__owner=user).select_related("calendar")
-    if calendar_ids is not None:
-        events = events.filter(calendar_id__in=calendar_ids)
+    if visible_only:
+        events = events.filter(calendar__visible=True)
     # One-off events are filtered by the database; recurring ones must be expanded.
     events = events.filter(
         (Q(rrule="") & Q(start__lt=end) & (Q(end__gt=start) | Q(start__gte=start)))
@@ -70,6 +70,19 @@ def occurrence_list(
         found.extend(occurrences(event, start, end))
     found.sort(key=lambda o: (not o.all_day, o.start, o.event.title.lower(), o.event.pk))
     return found
+
+
+def event_search(*, user: User, query: str, limit: int = 20) -> list[Event]:
+    """The user's events whose title, location or description contain ``query``, newest first."""
+    query = query.strip()
+    if not query:
+        return []
+    return list(
+        Event.objects.filter(calendar__owner=user)
+        .filter(Q(title__icontains=query) | Q(location__icontains=query) | Q(description__icontains=query))
+        .select_related("calendar")
+        .order_by("-start", "-id")[:limit]
+    )
 
 
 def reminder_list(*, user: User, limit: int = 20) -> list[Reminder]:

@@ -53,6 +53,12 @@ def calendar_update(*, calendar: Calendar, name: str, colour: str) -> Calendar:
     return calendar
 
 
+def calendar_visibility_set(*, calendar: Calendar, visible: bool) -> Calendar:
+    calendar.visible = visible
+    calendar.save(update_fields=["visible"])
+    return calendar
+
+
 def calendar_delete(*, calendar: Calendar) -> None:
     calendar.delete()
 

@@ -20,6 +20,7 @@ urlpatterns = [
     path("calendars/", views.calendar_list, name="calendars"),
     path("calendars/new/", views.calendar_create, name="calendar_create"),
     path("calendars/<int:calendar_id>/edit/", views.calendar_edit, name="calendar_edit"),
+    path("calendars/<int:calendar_id>/toggle/", views.calendar_toggle, name="calendar_toggle"),
     path("calendars/<int:calendar_id>/delete/", views.calendar_delete, name="calendar_delete"),
     path("calendars/<int:calendar_id>/export.ics", views.calendar_export, name="calendar_export"),
     path(

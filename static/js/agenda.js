@@ -51,6 +51,8 @@
         document.querySelectorAll("[data-agenda-repeat]").forEach(function (box) {
           box.hidden = !repeat.value;
         });
+        var weekdays = document.getElementById("id_weekdays_field");
+        if (weekdays) weekdays.hidden = repeat.value !== "WEEKLY";
         if (ends) {
           var until = document.getElementById("id_until_field");
           var count = document.getElementById("id_count_field");

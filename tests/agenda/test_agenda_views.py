@@ -46,6 +46,7 @@ def owned_urls(objects):
             reverse("agenda:event_skip", args=[e]),
             reverse("agenda:calendar_edit", args=[c]),
             reverse("agenda:calendar_delete", args=[c]),
+            reverse("agenda:calendar_toggle", args=[c]),
             reverse("agenda:calendar_feed_regenerate", args=[c]),
             reverse("agenda:calendar_feed_revoke", args=[c]),
             reverse("agenda:reminder_dismiss", args=[r]),
@@ -499,3 +500,54 @@ def test_it_speaks_italian(alice_client, work):
     assert "Ogni settimana, 3 volte" in detail
     importing = alice_client.get(reverse("agenda:import")).content.decode()
     assert "Importa eventi" in importing
+
+
+def test_it_repeats_weekly_on_the_ticked_weekdays_and_keeps_them_when_editing(alice_client, work):
+    form = {
+        "title": "Palestra", "calendar": work.pk, "start_date": "2026-03-02", "start_time": "19:00",
+        "end_date": "2026-03-02", "end_time": "20:00", "repeat": "WEEKLY", "interval": "1",
+        "weekdays": ["WE", "MO"], "ends": "count", "count": "4",
+    }  # fmt: skip
+    assert alice_client.post(reverse("agenda:event_create"), form).status_code == 302
+    event = Event.objects.get(title="Palestra")
+    assert event.rrule == "FREQ=WEEKLY;COUNT=4;BYDAY=MO,WE"
+    page = alice_client.get(reverse("agenda:month", args=[2026, 3])).content.decode()
+    days = [
+        d
+        for d in range(1, 32)
+        if "Palestra" in re.search(rf'data-date="2026-03-{d:02}">(.*?)</td>', page, re.S).group(1)
+    ]
+    assert days == [2, 4, 9, 11]
+    edit = alice_client.get(reverse("agenda:event_edit", args=[event.pk])).content.decode()
+    assert re.search(r'<input[^>]*value="WE"[^>]*checked', edit) is not None
+    form["title"] = "Palestra e piscina"
+    alice_client.post(reverse("agenda:event_edit", args=[event.pk]), form)
+    event.refresh_from_db()
+    assert event.rrule == "FREQ=WEEKLY;COUNT=4;BYDAY=MO,WE"
+
+
+def test_it_hides_and_shows_a_calendar_on_the_period_pages(alice_client, work):
+    make_event(work, title="Nascosto")
+    month = reverse("agenda:month", args=[2026, 3])
+    response = alice_client.post(reverse("agenda:calendar_toggle", args=[work.pk]), {"next": month})
+    assert response["Location"] == month
+    work.refresh_from_db()
+    assert work.visible is False
+    page = alice_client.get(month).content.decode()
+    assert "Nascosto" not in page
+    assert "agenda-calendar-item--hidden" in page
+    alice_client.post(reverse("agenda:calendar_toggle", args=[work.pk]))
+    assert "Nascosto" in alice_client.get(month).content.decode()
+
+
+def test_it_finds_events_for_the_global_search_only_among_the_user_s_own(alice, charlie, work):
+    from pecmail.agenda import selectors
+
+    make_event(work, title="Assemblea soci", location="Forlì")
+    other = services.calendar_create(owner=charlie.owner, name="C")
+    make_event(other, title="Assemblea di Charlie")
+    assert [e.title for e in selectors.event_search(user=alice.owner, query="assemblea")] == [
+        "Assemblea soci"
+    ]
+    assert [e.title for e in selectors.event_search(user=alice.owner, query="forlì")] == ["Assemblea soci"]
+    assert selectors.event_search(user=alice.owner, query="  ") == []

@@ -8,6 +8,7 @@ from .calendars import (
     calendar_feed_regenerate,
     calendar_feed_revoke,
     calendar_list,
+    calendar_toggle,
     feed,
     import_cancel,
     import_confirm,
@@ -28,7 +29,7 @@ from .pages import agenda_list, day, index, month, week
 
 __all__ = [
     "agenda_list", "calendar_create", "calendar_delete", "calendar_edit", "calendar_export",
-    "calendar_feed_regenerate", "calendar_feed_revoke", "calendar_list", "create_from_message", "day",
+    "calendar_feed_regenerate", "calendar_feed_revoke", "calendar_list", "calendar_toggle", "create_from_message", "day",
     "event_create", "event_delete", "event_detail", "event_edit", "event_export", "event_skip", "feed",
     "import_cancel", "import_confirm", "import_upload", "index", "month", "reminder_dismiss",
     "settings_edit", "week",

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -77,6 +78,18 @@ def calendar_edit(request: AuthenticatedHttpRequest, calendar_id: int) -> HttpRe
         {"tab": "agenda", "form": form, "calendar": calendar},
         status=status,
     )
+
+
+@require_POST
+@login_required
+def calendar_toggle(request: AuthenticatedHttpRequest, calendar_id: int) -> HttpResponse:
+    """Show or hide a calendar's events on the period pages."""
+    calendar = selectors.calendar_get(user=request.user, calendar_id=calendar_id)
+    services.calendar_visibility_set(calendar=calendar, visible=not calendar.visible)
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("agenda:index")
 
 
 @require_POST
