@@ -421,3 +421,44 @@ def test_it_keeps_header_injection_out_of_the_subject(tx, identity):
     t.subject = "Ciao\r\nBcc: victim@example.test"
     raw = envelopes.build_acceptance(t, identity=identity).raw
     assert b"\r\nBcc:" not in raw
+
+
+def test_it_encodes_a_raw_utf8_subject_of_the_original(identity):
+    original = ORIGINAL.replace(b"=?utf-8?q?Diffida_=C3=A8_urgente?=", "Diffida è urgente".encode())
+    t = Transaction.from_message(original, pec_id="p@pec.example.test", when=WHEN)
+    assert t.subject == "Diffida è urgente"
+    raw = envelopes.build_transport_envelope(t, original, identity=identity).raw
+    assert headers_of(raw)["Subject"].startswith("POSTA CERTIFICATA: =?utf-8?")
+    assert subject_of(raw) == "POSTA CERTIFICATA: Diffida è urgente"
+
+
+def test_it_wraps_a_pec_message_from_an_unknown_provider_in_an_anomaly(tx, identity, peer):
+    stranger = testing.make_identity("pec.ignoto.test", "Ignoto PEC", ca_name="unknown ca")
+    foreign = envelopes.build_transport_envelope(tx, ORIGINAL, identity=stranger).raw
+    built = envelopes.build_anomaly(foreign, "firma non attendibile", identity=peer, when=WHEN)
+    result = check_valid(built.raw, testing.trust_store_for(peer), "anomalia")
+    assert subject_of(built.raw) == "ANOMALIA MESSAGGIO: POSTA CERTIFICATA: Diffida è urgente"
+    assert headers_of(built.raw)["Message-ID"] == f"<{tx.pec_id}>"
+    # The received message travels whole: its own signature still verifies inside.
+    inner = classify.classify(result.postacert, trust=testing.trust_store_for(stranger), at=WHEN)
+    assert inner.valid is True
+
+
+def test_a_brief_copy_hashes_a_signed_originals_parts_and_a_top_level_attachment():
+    signed = (
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; boundary="s"\r\n\r\n'
+        b'--s\r\nContent-Type: multipart/mixed; boundary="m"\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\nciao\r\n'
+        b'--m\r\nContent-Type: application/pdf; name="a.pdf"\r\n\r\nPDFDATA\r\n--m--\r\n'
+        b'--s\r\nContent-Type: application/pkcs7-signature; name="smime.p7s"\r\n\r\nSIG\r\n--s--\r\n'
+    )
+    brief = mimebytes.parse(breve.brief_copy(signed))
+    names = {p.filename: p.body for p in brief.walk() if p.filename}
+    assert names == {
+        "a.pdf.hash": hashlib.sha1(b"PDFDATA", usedforsecurity=False).hexdigest().encode(),
+        "smime.p7s.hash": hashlib.sha1(b"SIG", usedforsecurity=False).hexdigest().encode(),
+    }
+    single = b'From: a@b.test\r\nContent-Type: application/pdf; name="x.pdf"\r\n\r\nPDF\r\n'
+    copy = breve.brief_copy(single)
+    assert copy.startswith(b"From: a@b.test\r\n")
+    assert b'filename="x.pdf.hash"' in copy
+    assert copy.endswith(hashlib.sha1(b"PDF\r\n", usedforsecurity=False).hexdigest().encode())
