@@ -148,11 +148,12 @@
         datalist.textContent = "";
         var prefix = parts.length ? parts.join(",").trim() + ", " : "";
         items.slice(0, 10).forEach(function (item) {
-          var address = typeof item === "string" ? item : (item.address || item.email || item.value || "");
-          if (!address) return;
+          // Contacts give "value" ready to insert: "Name" <address>, or a group's addresses.
+          var value = typeof item === "string" ? item : (item.value || item.address || item.email || "");
+          if (!value) return;
           var option = document.createElement("option");
-          option.value = prefix + address;
-          if (item.name) option.label = item.name + " <" + address + ">";
+          option.value = prefix + value;
+          if (item.name) option.label = item.name + (item.address ? " <" + item.address + ">" : "");
           datalist.appendChild(option);
         });
       }).catch(function () { /* suggestions are optional */ });

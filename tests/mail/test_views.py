@@ -392,3 +392,20 @@ def test_it_hides_receipts_folded_under_their_message_when_asked(alice_client, a
     assert "Unrelated" in hidden
     alice_client.post(reverse("mail:receipts_toggle"), {"hide": "0"})
     assert "ACCETTAZIONE: Original" in alice_client.get(reverse("mail:index")).content.decode()
+
+
+def test_it_shows_inline_cid_images_as_data_urls_without_any_request(alice_client, alice):
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["To"] = alice.address
+    msg["Subject"] = "Logo"
+    msg.set_content("logo")
+    msg.add_alternative('<p><img src="cid:logo@x" alt="logo"></p>', subtype="html")
+    msg.get_payload()[1].add_related(
+        b"\x89PNG\r\n\x1a\nfake", maintype="image", subtype="png", cid="<logo@x>"
+    )
+    stored = services.message_store(mailbox=alice, raw=bytes(msg))
+    html = alice_client.get(reverse("mail:body", args=[stored.pk])).content.decode()
+    assert 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in html

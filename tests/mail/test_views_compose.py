@@ -278,3 +278,15 @@ def test_it_speaks_italian(alice_client, settings):
     html = alice_client.get(reverse("mail:compose")).content.decode()
     assert {"A", "Cc", "Oggetto", "Priorità", "Confidenziale", "Allega"} <= labels(html)
     assert ">Invia</button>" in html and ">Salva bozza</button>" in html
+
+
+def test_it_shows_each_recipients_state_in_the_sent_list(
+    alice_client, alice, provider, django_capture_on_commit_callbacks
+):
+    make_mailbox("bob", "Bob Bianchi")
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(reverse("mail:compose"), form_data(action="send", cc=f"ghost@{DOMAIN}"))
+    sent_folder = Folder.objects.get(mailbox=alice, role=Folder.Role.SENT)
+    page = alice_client.get(reverse("mail:folder", args=[sent_folder.pk])).content.decode()
+    assert f'title="{BOB}: Delivered"' in page
+    assert f'title="ghost@{DOMAIN}: Not delivered"' in page

@@ -9,7 +9,7 @@ from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 
 from .. import selectors
-from ..models import Draft, Folder, Mailbox, Message
+from ..models import Delivery, Draft, Folder, Mailbox, Message
 
 PAGE_SIZE = 50
 ROLE_ORDER = {Folder.Role.INBOX: 0, Folder.Role.SENT: 1, Folder.Role.DRAFTS: 2, Folder.Role.TRASH: 3}
@@ -82,3 +82,12 @@ def message_page(
         when, pk = before
         rows = rows.filter(Q(date__lt=when) | Q(date=when, pk__lt=pk))
     return list(rows.order_by("-date", "-id")[:limit])
+
+
+def attach_deliveries(rows: list[Message]) -> None:
+    """Give each sent message of a list page ``delivery_list`` (one query for the whole page)."""
+    by_message: dict[int, list[Delivery]] = {row.pk: [] for row in rows}
+    for delivery in Delivery.objects.filter(message__in=rows).order_by("id"):
+        by_message[delivery.message_id].append(delivery)
+    for row in rows:
+        row.delivery_list = by_message[row.pk]

@@ -19,6 +19,7 @@ from ..forms import BulkForm, FolderForm
 from ..models import Draft, Folder, Message
 from ._common import (
     PAGE_SIZE,
+    attach_deliveries,
     cursor_decode,
     cursor_encode,
     draft_page,
@@ -63,6 +64,8 @@ def _folder_page(
         page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
         last = (page[-1].date, page[-1].pk) if page and more else None
         rows = page
+        if folder.role == Folder.Role.SENT:
+            attach_deliveries(rows)
     older_url = ""
     if last is not None:
         older_url = f"{request.path}?{urlencode({'before': cursor_encode(*last)})}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import email
+import email.policy
 import re
 import unicodedata
 
@@ -118,14 +121,38 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
     return render(request, "mail/read.html", context)
 
 
+INLINE_IMAGE_TYPES = {"image/png", "image/gif", "image/jpeg", "image/webp"}
+INLINE_IMAGE_MAX = 2 * 1024 * 1024
+INLINE_IMAGE_COUNT = 20
+
+
+def _cid_images(raw: bytes) -> dict[str, str]:
+    """Content-ID → data: URL of the message's own inline images, so the frame loads nothing."""
+    found: dict[str, str] = {}
+    try:
+        for part in email.message_from_bytes(raw, policy=email.policy.compat32).walk():
+            if len(found) >= INLINE_IMAGE_COUNT:
+                break
+            cid = (part.get("Content-ID") or "").strip().strip("<>")
+            if not cid or part.get_content_type() not in INLINE_IMAGE_TYPES:
+                continue
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes) and 0 < len(data) <= INLINE_IMAGE_MAX:
+                found[cid] = f"data:{part.get_content_type()};base64,{base64.b64encode(data).decode()}"
+    except Exception:  # noqa: BLE001 - inline images are a nicety; a broken message still shows
+        return found
+    return found
+
+
 @require_GET
 @login_required
 def message_body(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     """The sanitised HTML body alone, for the reading pane's sandboxed frame."""
     message = selectors.message_get(user=request.user, message_id=message_id)
-    shown = _shown(message, message_parts(_raw(message)))
+    raw = _raw(message)
+    shown = _shown(message, message_parts(raw))
     show_images = request.GET.get("images") == "1"
-    sanitized = sanitize_html(shown.html or "", show_remote_images=show_images)
+    sanitized = sanitize_html(shown.html or "", show_remote_images=show_images, cid_images=_cid_images(raw))
     response = HttpResponse(frame_document(sanitized.html), content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = FRAME_CSP.format(remote=" https: http:" if show_images else "")
     # Only this view may be framed, and only by the app itself.
