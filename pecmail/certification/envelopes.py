@@ -265,9 +265,12 @@ def _subject(kind: str, subject: str) -> str:
 
 
 def _is_canonical(data: bytes) -> bool:
-    """True when every CR is followed by LF and every LF preceded by CR."""
-    crlf = data.count(b"\r\n")
-    return crlf == data.count(b"\n") == data.count(b"\r")
+    """True when every CR is followed by LF and every LF preceded by CR.
+
+    Exactly the texts that are the CRLF image of a CR-free text; two C-speed passes
+    (faster than counting CRLF pairs or any regex on a 1 MiB original).
+    """
+    return data.translate(None, b"\r").replace(b"\n", b"\r\n") == data
 
 
 def _crlf(data: bytes) -> bytes:

@@ -462,3 +462,19 @@ def test_a_brief_copy_hashes_a_signed_originals_parts_and_a_top_level_attachment
     assert copy.startswith(b"From: a@b.test\r\n")
     assert b'filename="x.pdf.hash"' in copy
     assert copy.endswith(hashlib.sha1(b"PDF\r\n", usedforsecurity=False).hexdigest().encode())
+
+
+@pytest.mark.parametrize(
+    ("data", "canonical"),
+    [
+        (b"", b""),
+        (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+        (b"a\nb\n", b"a\r\nb\r\n"),
+        (b"a\rb\r\n", b"a\r\nb\r\n"),
+        (b"a\n\r\nb", b"a\r\n\r\nb"),
+        (b"\r\r\n", b"\r\n\r\n"),
+    ],
+)
+def test_it_canonicalises_line_ends_to_crlf(data, canonical):
+    assert envelopes._crlf(data) == canonical
+    assert envelopes._is_canonical(canonical) is True
