@@ -3,9 +3,10 @@
 Each ``build_*`` function takes a :class:`Transaction` (the certification data of one original
 message plus the one timestamp of the event being certified) and the provider identity, and
 returns a :class:`BuiltMessage` whose ``raw`` bytes are the final signed message: CRLF line
-ends, a ``multipart/signed`` assembled by ``smime.build_signed_message`` over a
-``multipart/mixed`` entity {text (plain + html alternative), daticert.xml, [postacert.eml]}.
-The signed bytes are never re-serialised.
+ends, a ``multipart/signed`` made by ``smime.sign`` + ``smime.assemble_signed_message`` (the
+two steps of ``smime.build_signed_message``, minus its whole-entity regex scan: the entity is
+proved CRLF-canonical here as it is built) over a ``multipart/mixed`` entity {text (plain +
+html alternative), daticert.xml, [postacert.eml]}. The signed bytes are never re-serialised.
 
 Text parts are ISO-8859-1 quoted-printable as the rules require; when a subject or address
 cannot be written in Latin-1 the text parts are UTF-8 instead (documented deviation, SPEC
