@@ -89,7 +89,9 @@ def _add_address(record: Record, address: str, kind: str) -> None:
     try:
         validate_email(address)
     except ValidationError:
-        record["warnings"].append(_("Address “%(address)s” is not valid and was left out.") % {"address": address})
+        record["warnings"].append(
+            _("Address “%(address)s” is not valid and was left out.") % {"address": address}
+        )
         return
     if any(existing["address"] == address for existing in record["addresses"]):
         return
@@ -112,7 +114,9 @@ def _set_website(record: Record, value: str) -> None:
     if url:
         record["website"] = url
     else:
-        record["warnings"].append(_("Web address “%(url)s” is not http(s) and was left out.") % {"url": value[:100]})
+        record["warnings"].append(
+            _("Web address “%(url)s” is not http(s) and was left out.") % {"url": value[:100]}
+        )
 
 
 def _finish(record: Record, label: str, parsed: Parsed) -> None:
@@ -212,7 +216,9 @@ def vcard_parse(data: bytes) -> Parsed:
     for number, body in enumerate(blocks, start=1):
         label = _("card %(number)s") % {"number": number}
         try:
-            card = vobject.readOne("BEGIN:VCARD\r\n" + body.strip("\n").replace("\n", "\r\n") + "\r\nEND:VCARD\r\n")
+            card = vobject.readOne(
+                "BEGIN:VCARD\r\n" + body.strip("\n").replace("\n", "\r\n") + "\r\nEND:VCARD\r\n"
+            )
             record = _card_to_record(card)
         except Exception as error:  # vobject raises many unrelated types for bad input
             parsed.skipped.append((label, _("it is malformed (%(error)s)") % {"error": str(error)[:200]}))
@@ -320,7 +326,13 @@ OUTLOOK_COLUMNS = [
 ]
 _OUTLOOK_ADDRESS_PREFIXES = ("business", "home", "other")
 _GMAIL_SEP = " ::: "
-_GMAIL_PHONE_LABELS = {"mobile": "Mobile", "work": "Work", "home": "Home", "fax": "Work Fax", "other": "Other"}
+_GMAIL_PHONE_LABELS = {
+    "mobile": "Mobile",
+    "work": "Work",
+    "home": "Home",
+    "fax": "Work Fax",
+    "other": "Other",
+}
 _VAT_LABELS = {"partita iva", "vat", "vat number", "p.iva", "piva"}
 _TAX_LABELS = {"codice fiscale", "tax code", "cf", "c.f."}
 
@@ -351,7 +363,9 @@ def _row_to_record(row: dict[str, str]) -> Record:
                 return row[name].strip()
         return ""
 
-    record["first_name"] = " ".join(p for p in (get("first name", "given name"), get("middle name", "additional name")) if p)
+    record["first_name"] = " ".join(
+        p for p in (get("first name", "given name"), get("middle name", "additional name")) if p
+    )
     record["last_name"] = get("last name", "family name", "surname")
     if not (record["first_name"] or record["last_name"]):
         full = get("name", "display name", "full name")
@@ -438,7 +452,9 @@ def csv_parse(data: bytes) -> Parsed:
     header = [column.strip().lower() for column in rows[0]]
     if not _KNOWN_COLUMNS & set(header):
         raise FormatError(
-            _("This CSV file has no column that Outlook or Gmail use (such as “First Name” or “E-mail Address”).")
+            _(
+                "This CSV file has no column that Outlook or Gmail use (such as “First Name” or “E-mail Address”)."
+            )
         )
     parsed = Parsed()
     for number, values in enumerate(rows[1:], start=2):
@@ -464,14 +480,29 @@ def csv_serialize(records: list[Record], *, flavour: str = "outlook") -> str:
     elif flavour == "gmail":
         emails = max([len(r["addresses"]) for r in records] + [1])
         phones = max([len(r["phones"]) for r in records] + [1])
-        columns = ["First Name", "Middle Name", "Last Name", "Organization Name", "Organization Title", "Notes", "Labels"]
+        columns = [
+            "First Name",
+            "Middle Name",
+            "Last Name",
+            "Organization Name",
+            "Organization Title",
+            "Notes",
+            "Labels",
+        ]
         for n in range(1, emails + 1):
             columns += [f"E-mail {n} - Label", f"E-mail {n} - Value"]
         for n in range(1, phones + 1):
             columns += [f"Phone {n} - Label", f"Phone {n} - Value"]
-        columns += [f"Address 1 - {part}" for part in ("Label", "Street", "City", "Region", "Postal Code", "Country")]
+        columns += [
+            f"Address 1 - {part}" for part in ("Label", "Street", "City", "Region", "Postal Code", "Country")
+        ]
         columns += ["Website 1 - Label", "Website 1 - Value"]
-        columns += ["Custom Field 1 - Label", "Custom Field 1 - Value", "Custom Field 2 - Label", "Custom Field 2 - Value"]
+        columns += [
+            "Custom Field 1 - Label",
+            "Custom Field 1 - Value",
+            "Custom Field 2 - Label",
+            "Custom Field 2 - Value",
+        ]
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
         writer.writeheader()
         for record in records:

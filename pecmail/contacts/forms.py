@@ -30,7 +30,10 @@ class ContactForm(forms.ModelForm):
         validators=[URLValidator(schemes=["http", "https"])],
     )
     groups = forms.ModelMultipleChoiceField(
-        label=_("Groups"), queryset=ContactGroup.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+        label=_("Groups"),
+        queryset=ContactGroup.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
     )
 
     class Meta:
@@ -115,8 +118,9 @@ class ExportForm(forms.Form):
         ("gmail", _("CSV for Gmail / Google Contacts")),
     ]
     format = forms.ChoiceField(label=_("Format"), choices=FORMATS)
-    group = forms.ModelChoiceField(label=_("Group"), queryset=ContactGroup.objects.none(), required=False,
-                                   empty_label=_("All contacts"))
+    group = forms.ModelChoiceField(
+        label=_("Group"), queryset=ContactGroup.objects.none(), required=False, empty_label=_("All contacts")
+    )
 
     def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -12,7 +12,9 @@ from django.utils.translation import gettext_lazy as _
 class ContactGroup(models.Model):
     """A named set of contacts; in compose it expands into its members' addresses."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_groups")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_groups"
+    )
     name = models.CharField(_("name"), max_length=100)
 
     class Meta:
@@ -41,7 +43,9 @@ class Contact(models.Model):
     website = models.URLField(_("website"), max_length=500, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     favourite = models.BooleanField(_("favourite"), default=False)
-    groups = models.ManyToManyField(ContactGroup, blank=True, related_name="contacts", verbose_name=_("groups"))
+    groups = models.ManyToManyField(
+        ContactGroup, blank=True, related_name="contacts", verbose_name=_("groups")
+    )
     # Lower-cased sort key kept in the row so the list can sort and build its letter index in SQL.
     sort_name = models.CharField(max_length=300, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -23,7 +23,9 @@ SORTS = {
 
 def contact_get(*, user: User, contact_id: int) -> Contact:
     try:
-        return Contact.objects.prefetch_related("addresses", "phones", "groups").get(pk=contact_id, owner=user)
+        return Contact.objects.prefetch_related("addresses", "phones", "groups").get(
+            pk=contact_id, owner=user
+        )
     except Contact.DoesNotExist:
         raise Http404 from None
 
@@ -146,11 +148,13 @@ def _addresses(value: Any) -> list[str]:
     """Recipients stored either as a list or as a header-style string."""
     if not value:
         return []
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        items = [str(value)]
+    items = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
     return [address for _name, address in getaddresses(items)]
+
+
+def _quoted(name: str) -> str:
+    """A display name safe inside an RFC 5322 quoted string."""
+    return name.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def autocomplete(*, user: User, query: str, limit: int = 10) -> list[dict[str, Any]]:
@@ -182,7 +186,7 @@ def autocomplete(*, user: User, query: str, limit: int = 10) -> list[dict[str, A
                 "address": item.address,
                 "pec": item.kind == ContactAddress.Kind.PEC,
                 "certified": item.address in certified,
-                "value": f'"{name}" <{item.address}>' if name else item.address,
+                "value": f'"{_quoted(name)}" <{item.address}>' if name else item.address,
             }
         )
     for group in group_list(user=user).filter(name__icontains=query)[:limit]:
@@ -204,7 +208,9 @@ def autocomplete(*, user: User, query: str, limit: int = 10) -> list[dict[str, A
     return results
 
 
-def addresses_taken(*, user: User, addresses: list[str], exclude: Contact | None = None) -> dict[str, Contact]:
+def addresses_taken(
+    *, user: User, addresses: list[str], exclude: Contact | None = None
+) -> dict[str, Contact]:
     """Which of ``addresses`` already belong to another of the user's contacts."""
     rows = ContactAddress.objects.filter(contact__owner=user, address__in=addresses).select_related("contact")
     if exclude is not None:

@@ -54,7 +54,9 @@ def contact_save(
         contact.save(update_fields=["sort_name"])
     contact.phones.all().delete()
     ContactPhone.objects.bulk_create(
-        ContactPhone(contact=contact, kind=p["kind"], number=p["number"]) for p in phones if p["number"].strip()
+        ContactPhone(contact=contact, kind=p["kind"], number=p["number"])
+        for p in phones
+        if p["number"].strip()
     )
     if groups is not None:
         contact.groups.set([g for g in groups if g.owner_id == owner.pk])

@@ -83,10 +83,15 @@ def _contact_form_page(request: AuthenticatedHttpRequest, contact: Contact | Non
                 address, other = next(iter(clash.items()))
                 form.add_error(
                     None,
-                    _("%(address)s already belongs to %(name)s.") % {"address": address, "name": other.display_name},
+                    _("%(address)s already belongs to %(name)s.")
+                    % {"address": address, "name": other.display_name},
                 )
-            elif not (form.cleaned_data["first_name"] or form.cleaned_data["last_name"]
-                      or form.cleaned_data["company"] or address_rows):
+            elif not (
+                form.cleaned_data["first_name"]
+                or form.cleaned_data["last_name"]
+                or form.cleaned_data["company"]
+                or address_rows
+            ):
                 form.add_error(None, _("Give at least a name, a company or an address."))
             else:
                 saved = services.contact_save(
@@ -102,8 +107,12 @@ def _contact_form_page(request: AuthenticatedHttpRequest, contact: Contact | Non
         status = 422
     else:
         form = ContactForm(instance=contact, owner=user)
-        initial_addresses = [{"kind": a.kind, "address": a.address} for a in contact.addresses.all()] if contact else []
-        initial_phones = [{"kind": p.kind, "number": p.number} for p in contact.phones.all()] if contact else []
+        initial_addresses = (
+            [{"kind": a.kind, "address": a.address} for a in contact.addresses.all()] if contact else []
+        )
+        initial_phones = (
+            [{"kind": p.kind, "number": p.number} for p in contact.phones.all()] if contact else []
+        )
         addresses = AddressFormSet(prefix="addr", initial=initial_addresses)
         phones = PhoneFormSet(prefix="tel", initial=initial_phones)
         status = 200
@@ -133,7 +142,9 @@ def contact_edit(request: AuthenticatedHttpRequest, contact_id: int) -> HttpResp
 def contact_detail(request: AuthenticatedHttpRequest, contact_id: int) -> HttpResponse:
     contact = selectors.contact_get(user=request.user, contact_id=contact_id)
     certified = selectors.certified_addresses(addresses=list(contact.addresses.all()))
-    return render(request, "contacts/detail.html", {"tab": "contacts", "contact": contact, "certified": certified})
+    return render(
+        request, "contacts/detail.html", {"tab": "contacts", "contact": contact, "certified": certified}
+    )
 
 
 @require_POST
@@ -155,7 +166,9 @@ def contact_favourite(request: AuthenticatedHttpRequest, contact_id: int) -> Htt
 
 def _safe_next(request: AuthenticatedHttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -191,7 +204,11 @@ def group_rename(request: AuthenticatedHttpRequest, group_id: int) -> HttpRespon
     group = selectors.group_get(user=request.user, group_id=group_id)
     form = GroupForm(request.POST)
     if form.is_valid():
-        if selectors.group_list(user=request.user).filter(name=form.cleaned_data["name"].strip()).exclude(pk=group.pk):
+        if (
+            selectors.group_list(user=request.user)
+            .filter(name=form.cleaned_data["name"].strip())
+            .exclude(pk=group.pk)
+        ):
             messages.error(request, _("A group with this name already exists."))
         else:
             services.group_rename(group=group, name=form.cleaned_data["name"])
@@ -223,7 +240,12 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "contacts/import.html",
-        {"tab": "contacts", "form": form, "limit": import_max_bytes(), "export_form": ExportForm(owner=request.user)},
+        {
+            "tab": "contacts",
+            "form": form,
+            "limit": import_max_bytes(),
+            "export_form": ExportForm(owner=request.user),
+        },
         status=status,
     )
 

@@ -114,7 +114,9 @@ def ics_parse(data: bytes, *, zone: ZoneInfo) -> Parsed:
     try:
         calendar = icalendar.Calendar.from_ical(data.decode("utf-8-sig", errors="replace"))
     except Exception as error:  # icalendar raises ValueError, KeyError, … on bad input
-        raise FormatError(_("This is not a valid iCalendar file: %(error)s") % {"error": str(error)[:200]}) from error
+        raise FormatError(
+            _("This is not a valid iCalendar file: %(error)s") % {"error": str(error)[:200]}
+        ) from error
     if getattr(calendar, "name", "") != "VCALENDAR":
         raise FormatError(_("This is not an iCalendar file: it does not start with BEGIN:VCALENDAR."))
     parsed = Parsed()

@@ -45,18 +45,29 @@ class Task(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks")
     task_list = models.ForeignKey(
-        TaskList, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks", verbose_name=_("list")
+        TaskList,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
+        verbose_name=_("list"),
     )
     title = models.CharField(_("title"), max_length=500)
     notes = models.TextField(_("notes"), blank=True)
     due_date = models.DateField(_("due date"), null=True, blank=True)
     due_time = models.TimeField(_("due time"), null=True, blank=True)
-    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.NORMAL)
+    priority = models.PositiveSmallIntegerField(
+        _("priority"), choices=Priority.choices, default=Priority.NORMAL
+    )
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.TODO)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     # The PEC message the task came from; the task outlives the message.
     message = models.ForeignKey(
-        "mail.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks",
+        "mail.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="tasks",
         verbose_name=_("message"),
     )
     uid = models.CharField(max_length=255, default=new_uid, editable=False)

@@ -136,7 +136,9 @@ def tasks_import(*, owner: User, plan: ImportPlan) -> list[Task]:
             due_time=dt.time.fromisoformat(record["due_time"]) if record["due_time"] else None,
             priority=record["priority"],
             status=record["status"],
-            completed_at=dt.datetime.fromisoformat(record["completed_at"]) if record["completed_at"] else None,
+            completed_at=dt.datetime.fromisoformat(record["completed_at"])
+            if record["completed_at"]
+            else None,
             task_list=lists[name] if name else None,
         )
         if task.is_done and task.completed_at is None:

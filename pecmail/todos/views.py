@@ -25,7 +25,9 @@ IMPORT_SESSION_KEY = "todos_import_plan"
 
 def _safe_next(request: AuthenticatedHttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -141,7 +143,10 @@ def create_from_message(request: AuthenticatedHttpRequest, message_id: int) -> H
             "title": _("Reply: %(subject)s") % {"subject": subject} if subject else _("Reply to the message"),
             "due_date": services.due_from_message(delivered=message.date, days=days),
             "notes": _("From %(sender)s, delivered on %(date)s.")
-            % {"sender": message.from_address, "date": timezone.localtime(message.date).strftime("%d/%m/%Y %H:%M")},
+            % {
+                "sender": message.from_address,
+                "date": timezone.localtime(message.date).strftime("%d/%m/%Y %H:%M"),
+            },
         }
         form = TaskForm(owner=user, initial=initial)
         status = 200
@@ -164,7 +169,9 @@ def create_from_message(request: AuthenticatedHttpRequest, message_id: int) -> H
 @login_required
 def lists(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
-        request, "todos/lists.html", {"tab": "todos", "lists": selectors.task_lists(user=request.user), "form": ListForm()}
+        request,
+        "todos/lists.html",
+        {"tab": "todos", "lists": selectors.task_lists(user=request.user), "form": ListForm()},
     )
 
 
@@ -222,7 +229,12 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "todos/import.html",
-        {"tab": "todos", "form": form, "limit": import_max_bytes(), "lists": selectors.task_lists(user=request.user)},
+        {
+            "tab": "todos",
+            "form": form,
+            "limit": import_max_bytes(),
+            "lists": selectors.task_lists(user=request.user),
+        },
         status=status,
     )
 
@@ -243,7 +255,8 @@ def import_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
         created = services.tasks_import(owner=request.user, plan=plan)
         messages.success(
             request,
-            ngettext("%(count)s task imported.", "%(count)s tasks imported.", len(created)) % {"count": len(created)},
+            ngettext("%(count)s task imported.", "%(count)s tasks imported.", len(created))
+            % {"count": len(created)},
         )
         return redirect("todos:all")
     return render(request, "todos/import_preview.html", {"tab": "todos", "plan": plan})

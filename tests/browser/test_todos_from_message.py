@@ -41,4 +41,8 @@ def test_it_creates_a_task_from_a_message_and_ticks_it_done(browser_page, live_s
     page.get_by_role("button", name=f"Mark “{title}” done").click()
     expect(page.locator(".gw-empty")).to_have_text("No open tasks.")
     task = Task.objects.get(owner=demo_user.owner)
-    assert (task.message_id, task.status, task.completed_at is not None) == (message.pk, Task.Status.DONE, True)
+    assert (task.message_id, task.status, task.completed_at is not None) == (
+        message.pk,
+        Task.Status.DONE,
+        True,
+    )

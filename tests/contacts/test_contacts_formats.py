@@ -81,9 +81,9 @@ def test_it_reads_a_real_outlook_export_with_semicolons_and_windows_1252():
 
 def test_it_reads_an_old_gmail_export_with_types_and_multiple_values():
     data = (
-        "Name,Given Name,Family Name,Group Membership,E-mail 1 - Type,E-mail 1 - Value,Phone 1 - Type,Phone 1 - Value\n"
-        "Anna Bianchi,Anna,Bianchi,* myContacts ::: * starred ::: Famiglia,* PEC,anna@pec.it ::: anna2@pec.it,Mobile,+39 1\n"
-    ).encode()
+        b"Name,Given Name,Family Name,Group Membership,E-mail 1 - Type,E-mail 1 - Value,Phone 1 - Type,Phone 1 - Value\n"
+        b"Anna Bianchi,Anna,Bianchi,* myContacts ::: * starred ::: Famiglia,* PEC,anna@pec.it ::: anna2@pec.it,Mobile,+39 1\n"
+    )
     [record] = formats.csv_parse(data).records
     assert record["addresses"] == [
         {"kind": "pec", "address": "anna@pec.it"},
@@ -94,7 +94,9 @@ def test_it_reads_an_old_gmail_export_with_types_and_multiple_values():
 
 
 def test_it_reports_rows_and_cards_without_name_or_address():
-    parsed = formats.csv_parse(b"First Name,Last Name,E-mail Address\nMario,Rossi,m@x.it\n,,\n,,not-an-address\n")
+    parsed = formats.csv_parse(
+        b"First Name,Last Name,E-mail Address\nMario,Rossi,m@x.it\n,,\n,,not-an-address\n"
+    )
     assert [r["last_name"] for r in parsed.records] == ["Rossi"]
     assert parsed.skipped == [("row 4", "it has no name and no address")]
 
@@ -142,7 +144,9 @@ def test_it_reads_vcard_4_tel_uris_and_quoted_types():
 def test_it_round_trips_company_only_and_address_only_cards(version):
     company = formats.empty_record()
     del company["warnings"]
-    company.update(company="Àcme Società S.r.l.", addresses=[{"kind": "pec", "address": "acme@pec.example.it"}])
+    company.update(
+        company="Àcme Società S.r.l.", addresses=[{"kind": "pec", "address": "acme@pec.example.it"}]
+    )
     bare = formats.empty_record()
     del bare["warnings"]
     bare.update(addresses=[{"kind": "email", "address": "solo@example.it"}])

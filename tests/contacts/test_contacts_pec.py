@@ -57,14 +57,21 @@ def message(mailbox, *, sender: str, to: list[str], minutes: int) -> Message:
 
 def test_it_lists_recent_correspondents_newest_first_without_the_user(alice, charlie):
     message(alice, sender="old@pec.example.it", to=[alice.address], minutes=50)
-    message(alice, sender=alice.address, to=["Nuovo Cliente <new@pec.example.it>", "old@pec.example.it"], minutes=5)
+    message(
+        alice,
+        sender=alice.address,
+        to=["Nuovo Cliente <new@pec.example.it>", "old@pec.example.it"],
+        minutes=5,
+    )
     message(charlie, sender="secret@pec.example.it", to=[charlie.address], minutes=1)
     assert selectors.recent_correspondents(user=alice.owner) == ["new@pec.example.it", "old@pec.example.it"]
 
 
 def test_it_autocompletes_recent_correspondents_not_in_contacts(alice_client, alice):
     message(alice, sender="protocollo@pec.comune.example.it", to=[alice.address], minutes=5)
-    services.contact_add_from_address(owner=alice.owner, address="sindaco@pec.comune.example.it", name="Sindaco")
+    services.contact_add_from_address(
+        owner=alice.owner, address="sindaco@pec.comune.example.it", name="Sindaco"
+    )
     results = alice_client.get(reverse("contacts:autocomplete"), {"q": "comune"}).json()["results"]
     assert [(r["kind"], r.get("address")) for r in results] == [
         ("contact", "sindaco@pec.comune.example.it"),

@@ -188,7 +188,9 @@ def test_it_refuses_a_malformed_file_with_a_form_error(alice_client, alice):
 
 @pytest.mark.parametrize("fmt", ["vcard3", "vcard4", "outlook", "gmail"])
 def test_it_exports_then_reimports_the_same_data(alice_client, alice, charlie, fmt):
-    make_contact(alice.owner, last="D'Àngelo", address=f"n@{settings.PEC_DOMAIN}", notes="Perché sì", city="Forlì")
+    make_contact(
+        alice.owner, last="D'Àngelo", address=f"n@{settings.PEC_DOMAIN}", notes="Perché sì", city="Forlì"
+    )
     first = alice_client.get(reverse("contacts:export"), {"format": fmt})
     assert first.status_code == 200
     assert "attachment" in first["Content-Disposition"]
@@ -207,7 +209,9 @@ def test_it_exports_only_one_group(alice_client, alice, group):
     member = make_contact(alice.owner, last="Membro", address="m@x.it")
     member.groups.add(group)
     make_contact(alice.owner, last="Fuori", address="f@x.it")
-    body = alice_client.get(reverse("contacts:export"), {"format": "vcard4", "group": group.pk}).content.decode()
+    body = alice_client.get(
+        reverse("contacts:export"), {"format": "vcard4", "group": group.pk}
+    ).content.decode()
     assert "Membro" in body and "Fuori" not in body
 
 
@@ -360,3 +364,14 @@ def test_it_skips_an_address_repeated_within_the_file(alice_client, alice):
     assert "anna@x.it appears earlier in the file" in preview
     alice_client.post(reverse("contacts:import_preview"), {"action": "confirm"})
     assert list(Contact.objects.filter(owner=alice.owner).values_list("last_name", flat=True)) == ["Neri"]
+
+
+def test_it_quotes_display_names_in_autocomplete_values(alice_client, alice):
+    services.contact_save(
+        owner=alice.owner,
+        fields={"company": 'Studio "Rossi, Bianchi"'},
+        addresses=[{"address": "studio@x.it", "kind": "email"}],
+        phones=[],
+    )
+    [result] = alice_client.get(reverse("contacts:autocomplete"), {"q": "studio"}).json()["results"]
+    assert result["value"] == '"Studio \\"Rossi, Bianchi\\"" <studio@x.it>'

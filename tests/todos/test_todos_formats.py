@@ -84,7 +84,9 @@ def test_it_skips_events_untitled_and_repeated_todos_with_reasons():
     ]
 
 
-@pytest.mark.parametrize("data", [b"", b"hello world", b"BEGIN:VCARD\r\nEND:VCARD\r\n", b"\xff\xfe\x00garbage"])
+@pytest.mark.parametrize(
+    "data", [b"", b"hello world", b"BEGIN:VCARD\r\nEND:VCARD\r\n", b"\xff\xfe\x00garbage"]
+)
 def test_it_refuses_files_that_are_not_icalendar(data):
     with pytest.raises(formats.FormatError):
         formats.ics_parse(data, zone=ROME)

@@ -114,7 +114,12 @@ def test_it_creates_and_edits_a_task_with_every_field(alice_client, alice, task_
     }
     assert alice_client.post(reverse("todos:new"), data).status_code == 302
     task = Task.objects.get(owner=alice.owner)
-    assert (task.due_time, task.priority, task.status, task.task_list) == (dt.time(9, 30), 1, "in-process", task_list)
+    assert (task.due_time, task.priority, task.status, task.task_list) == (
+        dt.time(9, 30),
+        1,
+        "in-process",
+        task_list,
+    )
     data["status"] = "completed"
     alice_client.post(reverse("todos:edit", args=[task.pk]), data)
     task.refresh_from_db()
@@ -122,7 +127,9 @@ def test_it_creates_and_edits_a_task_with_every_field(alice_client, alice, task_
 
 
 def test_it_refuses_a_time_without_a_date(alice_client, alice):
-    response = alice_client.post(reverse("todos:new"), {"title": "x", "due_time": "09:00", "priority": "5", "status": "needs-action"})
+    response = alice_client.post(
+        reverse("todos:new"), {"title": "x", "due_time": "09:00", "priority": "5", "status": "needs-action"}
+    )
     assert response.status_code == 422
     assert Task.objects.exists() is False
 
@@ -165,7 +172,9 @@ def test_it_previews_an_import_and_imports_on_confirmation(alice_client, alice):
 
 
 def test_it_imports_nothing_when_cancelled(alice_client, alice):
-    alice_client.post(reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", ics("UID:1\r\nSUMMARY:A\r\n"))})
+    alice_client.post(
+        reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", ics("UID:1\r\nSUMMARY:A\r\n"))}
+    )
     alice_client.post(reverse("todos:import_preview"), {"action": "cancel"})
     assert Task.objects.exists() is False
 
@@ -174,13 +183,17 @@ def test_it_refuses_oversized_and_malformed_files_with_a_form_error(alice_client
     response = alice_client.post(reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", b"nonsense")})
     assert response.status_code == 422 and "not a valid iCalendar file" in response.content.decode()
     settings.TODOS_IMPORT_MAX_BYTES = 50
-    response = alice_client.post(reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", ics("UID:1\r\nSUMMARY:A\r\n"))})
+    response = alice_client.post(
+        reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", ics("UID:1\r\nSUMMARY:A\r\n"))}
+    )
     assert response.status_code == 422 and "too large" in response.content.decode()
     assert Task.objects.exists() is False
 
 
 def test_it_shows_a_hostile_ics_escaped(alice_client, alice):
-    data = ics(f"UID:x\r\nSUMMARY:{HOSTILE}\r\nDESCRIPTION:{HOSTILE}\r\nCATEGORIES:{HOSTILE}\r\nURL:javascript:alert(1)\r\n")
+    data = ics(
+        f"UID:x\r\nSUMMARY:{HOSTILE}\r\nDESCRIPTION:{HOSTILE}\r\nCATEGORIES:{HOSTILE}\r\nURL:javascript:alert(1)\r\n"
+    )
     alice_client.post(reverse("todos:import"), {"file": SimpleUploadedFile("t.ics", data)})
     preview = alice_client.get(reverse("todos:import_preview")).content.decode()
     assert "<script>alert" not in preview and "&lt;script&gt;" in preview
@@ -192,8 +205,15 @@ def test_it_shows_a_hostile_ics_escaped(alice_client, alice):
 
 
 def test_it_exports_and_reimports_the_same_tasks(alice_client, alice, charlie, task_list):
-    make_task(alice.owner, "Città e perché", notes="èà", due_date=dt.date(2026, 3, 29), due_time=dt.time(9, 0),
-              task_list=task_list, priority=1)
+    make_task(
+        alice.owner,
+        "Città e perché",
+        notes="èà",
+        due_date=dt.date(2026, 3, 29),
+        due_time=dt.time(9, 0),
+        task_list=task_list,
+        priority=1,
+    )
     make_task(alice.owner, "Fatto", status=Task.Status.DONE)
     first = alice_client.get(reverse("todos:export"))
     assert first["Content-Type"].startswith("text/calendar")
@@ -215,7 +235,9 @@ def test_it_exports_one_list(alice_client, alice, task_list):
 
 def test_it_prefills_a_task_from_a_message_and_links_it(alice_client, alice, settings):
     settings.TODOS_REPLY_DAYS = 10
-    message = make_message(alice, subject="Richiesta   documenti", when=dt.datetime(2026, 11, 20, 23, 30, tzinfo=dt.UTC))
+    message = make_message(
+        alice, subject="Richiesta   documenti", when=dt.datetime(2026, 11, 20, 23, 30, tzinfo=dt.UTC)
+    )
     url = reverse("todos:create_from_message", args=[message.pk])
     form = alice_client.get(url).context["form"]
     assert form.initial["title"] == "Reply: Richiesta documenti"
@@ -236,7 +258,9 @@ def test_it_does_not_create_a_task_from_another_users_message(charlie_client, al
     message = make_message(alice)
     url = reverse("todos:create_from_message", args=[message.pk])
     assert charlie_client.get(url).status_code == 404
-    assert charlie_client.post(url, {"title": "x", "priority": "5", "status": "needs-action"}).status_code == 404
+    assert (
+        charlie_client.post(url, {"title": "x", "priority": "5", "status": "needs-action"}).status_code == 404
+    )
     assert Task.objects.exists() is False
 
 
@@ -263,7 +287,9 @@ def test_it_answers_404_to_another_user_for_every_object_url(charlie_client, tas
         ("get", reverse("todos:index") + f"?list={task_list.pk}"),
         ("get", reverse("todos:export") + f"?list={task_list.pk}"),
     ):
-        response = getattr(charlie_client, method)(url, {"name": "x", "title": "x"} if method == "post" else None)
+        response = getattr(charlie_client, method)(
+            url, {"name": "x", "title": "x"} if method == "post" else None
+        )
         assert response.status_code == 404, url
     task.refresh_from_db()
     assert (task.status, task.title) == (Task.Status.TODO, "Pagare F24")
