@@ -33,8 +33,9 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from pecmail.certification import classify as classify_module
-from pecmail.certification import envelopes, pki
+from pecmail.certification import envelopes, index, pki
 from pecmail.certification.log import log_append
+from pecmail.certification.trust import TrustStore
 
 from . import parsing, storage
 from .models import Delivery, Folder, Mailbox, Message
@@ -53,10 +54,9 @@ def is_local(address: str) -> bool:
     return address.rpartition("@")[2].lower() == local_domain()
 
 
-def trust_store():  # noqa: ANN201 - TrustStore, imported lazily (the index needs the ORM)
-    from pecmail.certification.index import trust_store as index_trust_store
-
-    return index_trust_store()
+def trust_store() -> TrustStore:
+    """The providers index (ours included once ``pec init-provider`` has registered us)."""
+    return index.trust_store()
 
 
 def is_certified_domain(address: str) -> bool:
