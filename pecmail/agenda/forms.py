@@ -14,7 +14,7 @@ from pecmail.accounts.models import User
 
 from .ical import MAX_ICS_BYTES
 from .models import Calendar, Event
-from .recurrence import RecurrenceError, describe, rrule_build
+from .recurrence import RecurrenceError, describe, rrule_build, zone
 from .services import MAX_REMINDER_MINUTES
 
 
@@ -110,8 +110,10 @@ class EventForm(forms.Form):
 
     @staticmethod
     def initial_for(event: Event, tz: ZoneInfo) -> dict[str, Any]:
-        start = event.start.astimezone(tz)
-        end = event.end.astimezone(tz)
+        # All-day events float: their dates are those of the zone they were made in.
+        shown_in = zone(event.time_zone) if event.all_day else tz
+        start = event.start.astimezone(shown_in)
+        end = event.end.astimezone(shown_in)
         if event.all_day:
             # Stored end is the exclusive midnight; the form shows the last day.
             end = end - timedelta(days=1)

@@ -7,6 +7,7 @@ expanded on dates.
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -189,34 +190,45 @@ def _all_day_bounds(event: Any, tz: ZoneInfo) -> tuple[date, int]:
     return first, max((last - first).days, 1)
 
 
-def occurrences(event: Any, range_start: datetime, range_end: datetime) -> list[Occurrence]:
+def occurrences(
+    event: Any, range_start: datetime, range_end: datetime, *, viewer_tz: ZoneInfo | None = None
+) -> list[Occurrence]:
     """The occurrences of ``event`` that overlap [range_start, range_end), oldest first.
 
     ``event`` needs ``start``, ``end``, ``all_day``, ``time_zone``, ``rrule`` and ``exdates``.
+    All-day events float: they cover the same dates wherever they are seen, so their
+    occurrences are placed at midnight of ``viewer_tz`` (the event's own zone by default).
     """
     tz = zone(event.time_zone)
     excluded = set(event.exdates or ())
     found: list[Occurrence] = []
     if event.all_day:
+        view_tz = viewer_tz or tz
         first, days = _all_day_bounds(event, tz)
+        lo_date = range_start.astimezone(view_tz).date()
+        hi_local = range_end.astimezone(view_tz)
+        # The exclusive end date: a range ending at 10:00 still includes that day.
+        hi_date = hi_local.date() if hi_local.time() == time() else hi_local.date() + timedelta(days=1)
         candidates: list[datetime]
         if event.rrule:
-            # Naive local midnights: all-day events live on dates, not instants.
-            lo = range_start.astimezone(tz).replace(tzinfo=None) - timedelta(days=days)
-            hi = range_end.astimezone(tz).replace(tzinfo=None)
+            # Naive midnights: all-day events live on dates, not instants.
             rule = rrulestr(event.rrule, dtstart=datetime.combine(first, time()))
-            candidates = rule.between(lo, hi, inc=True)
+            candidates = rule.between(
+                datetime.combine(lo_date - timedelta(days=days), time()),
+                datetime.combine(hi_date, time()),
+                inc=True,
+            )
         else:
             candidates = [datetime.combine(first, time())]
         for naive in candidates[:MAX_OCCURRENCES]:
-            key = occurrence_key(naive, all_day=True)
-            if key in excluded:
+            day = naive.date()
+            key = occurrence_key(day, all_day=True)
+            if key in excluded or not (day + timedelta(days=days) > lo_date and day < hi_date):
                 continue
-            start = datetime.combine(naive.date(), time(), tzinfo=tz)
-            end = datetime.combine(naive.date() + timedelta(days=days), time(), tzinfo=tz)
-            if end > range_start and start < range_end:
-                found.append(Occurrence(event, start, end, True, key))
-        return found[:MAX_OCCURRENCES]
+            start = datetime.combine(day, time(), tzinfo=view_tz)
+            end = datetime.combine(day + timedelta(days=days), time(), tzinfo=view_tz)
+            found.append(Occurrence(event, start, end, True, key))
+        return found
 
     duration = event.end - event.start
     local_start = event.start.astimezone(tz)
@@ -237,6 +249,26 @@ def occurrences(event: Any, range_start: datetime, range_end: datetime) -> list[
         if len(found) >= MAX_OCCURRENCES:
             break
     return found
+
+
+def occurrence_exists(event: Any, key: str) -> bool:
+    """Whether ``key`` (an EXDATE-style name) names a real occurrence of ``event``."""
+    tz = zone(event.time_zone)
+    try:
+        if event.all_day:
+            start = datetime.combine(date.fromisoformat(key), time(), tzinfo=tz)
+        else:
+            start = datetime.fromisoformat(key)
+            if start.tzinfo is not None:
+                return False
+            start = start.replace(tzinfo=tz)
+    except ValueError:
+        return False
+    # Excluded occurrences are not found, so skipping twice is reported as missing; look without them.
+    probe = copy(event)
+    probe.exdates = []
+    window = occurrences(probe, start - timedelta(seconds=1), start + timedelta(seconds=1))
+    return any(o.key == key for o in window)
 
 
 def describe(rule: str) -> dict[str, Any]:

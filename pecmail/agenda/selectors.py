@@ -54,7 +54,7 @@ def event_list(*, calendar: Calendar) -> QuerySet[Event]:
 
 
 def occurrence_list(
-    *, user: User, start: datetime, end: datetime, visible_only: bool = True
+    *, user: User, start: datetime, end: datetime, tz: ZoneInfo | None = None, visible_only: bool = True
 ) -> list[Occurrence]:
     """Every occurrence of the user's events overlapping [start, end), all-day first, then by start."""
     events = Event.objects.filter(calendar__owner=user).select_related("calendar")
@@ -67,7 +67,7 @@ def occurrence_list(
     )
     found: list[Occurrence] = []
     for event in events:
-        found.extend(occurrences(event, start, end))
+        found.extend(occurrences(event, start, end, viewer_tz=tz))
     found.sort(key=lambda o: (not o.all_day, o.start, o.event.title.lower(), o.event.pk))
     return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -19,7 +20,7 @@ from pecmail.mail.models import Message
 
 from . import ical
 from .models import DEFAULT_TIME_ZONE, Calendar, CalendarSettings, Event, Reminder, new_feed_token
-from .recurrence import occurrences, zone
+from .recurrence import occurrence_exists, occurrences, zone
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ def event_delete(*, event: Event) -> None:
 
 
 def event_occurrence_skip(*, event: Event, key: str) -> Event:
-    """Leave out one occurrence of a recurring event (an EXDATE)."""
+    """Leave out one occurrence of a recurring event (an EXDATE); ValueError if there is no such occurrence."""
+    if not occurrence_exists(event, key):
+        raise ValueError(f"{key!r} is not an occurrence of event {event.pk}")
     if key not in event.exdates:
         event.exdates = sorted([*event.exdates, key])
         event.save(update_fields=["exdates", "updated_at"])
@@ -246,9 +249,15 @@ def reminders_send(*, now: datetime | None = None) -> int:
         .select_related("calendar", "calendar__owner")
     )
     sent = 0
+    owner_zones: dict[int, ZoneInfo] = {}
     for event in candidates:
         lead = timedelta(minutes=event.reminder_minutes or 0)
-        for occurrence in occurrences(event, window_start, now + lead + timedelta(seconds=1)):
+        owner_id = event.calendar.owner_id
+        if owner_id not in owner_zones:
+            owner_zones[owner_id] = zone(user_time_zone_name(user=event.calendar.owner))
+        # An all-day event starts at midnight where its owner is.
+        window_end_for = now + lead + timedelta(seconds=1)
+        for occurrence in occurrences(event, window_start, window_end_for, viewer_tz=owner_zones[owner_id]):
             fire_at = occurrence.start - lead
             if fire_at > now:
                 continue

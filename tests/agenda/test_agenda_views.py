@@ -551,3 +551,49 @@ def test_it_finds_events_for_the_global_search_only_among_the_user_s_own(alice, 
     ]
     assert [e.title for e in selectors.event_search(user=alice.owner, query="forlì")] == ["Assemblea soci"]
     assert selectors.event_search(user=alice.owner, query="  ") == []
+
+
+def test_it_keeps_all_day_events_on_their_dates_in_another_time_zone(alice, alice_client, work):
+    fair = make_event(
+        work,
+        title="Fiera",
+        start=dt.datetime(2026, 3, 27, tzinfo=ROME),
+        end=dt.datetime(2026, 3, 29, tzinfo=ROME),
+        all_day=True,
+        rrule="FREQ=YEARLY;COUNT=2",
+    )
+    services.calendar_settings_update(user=alice.owner, time_zone="America/New_York")
+    page = alice_client.get(reverse("agenda:month", args=[2026, 3])).content.decode()
+    days = [
+        d
+        for d in (26, 27, 28, 29)
+        if "Fiera" in re.search(rf'data-date="2026-03-{d}">(.*?)</td>', page, re.S).group(1)
+    ]
+    assert days == [27, 28]
+    assert "Fiera" not in alice_client.get(reverse("agenda:day", args=[2026, 3, 26])).content.decode()
+    detail = alice_client.get(
+        reverse("agenda:event_detail", args=[fair.pk]) + "?at=2027-03-27"
+    ).content.decode()
+    assert "Saturday 27 March 2027 – Sunday 28 March 2027" in detail
+    edit = alice_client.get(reverse("agenda:event_edit", args=[fair.pk])).content.decode()
+    assert 'value="2026-03-27"' in edit and 'value="2026-03-28"' in edit
+
+
+def test_it_refuses_to_skip_an_occurrence_that_does_not_exist(alice_client, work):
+    event = make_event(work, rrule="FREQ=WEEKLY;COUNT=4")
+    for key in (
+        "garbage",
+        "2026-03-24T09:00:00",
+        "2026-03-23T10:00:00",
+        "2026-03-23T09:00:00+01:00",
+        "2026-03-23",
+    ):
+        response = alice_client.post(reverse("agenda:event_skip", args=[event.pk]), {"key": key}, follow=True)
+        assert b"That occurrence does not exist." in response.content, key
+    event.refresh_from_db()
+    assert event.exdates == []
+    alice_client.post(reverse("agenda:event_skip", args=[event.pk]), {"key": "2026-03-23T09:00:00"})
+    alice_client.post(reverse("agenda:event_skip", args=[event.pk]), {"key": "2026-03-23T09:00:00"})
+    event.refresh_from_db()
+    assert event.exdates == ["2026-03-23T09:00:00"]
+    assert alice_client.get(reverse("agenda:event_export", args=[event.pk])).status_code == 200

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -127,7 +127,7 @@ def calendar_feed_revoke(request: AuthenticatedHttpRequest, calendar_id: int) ->
 
 
 @require_GET
-def feed(request: AuthenticatedHttpRequest, token: str) -> HttpResponse:
+def feed(request: HttpRequest, token: str) -> HttpResponse:
     """The read-only subscription: no login, the secret token is the key."""
     calendar = selectors.calendar_by_feed_token(token=token)
     response = HttpResponse(

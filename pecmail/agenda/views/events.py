@@ -120,21 +120,30 @@ def _form_context(form: EventForm, event: Event | None, message: Any) -> dict[st
 
 def _chosen_occurrence(request: AuthenticatedHttpRequest, event: Event) -> tuple[datetime, datetime, str]:
     """The occurrence named by ``?at=`` (links from the period pages), or the first one."""
-    tz = zone(event.time_zone)
-    at = request.GET.get("at", "")
-    if at and event.rrule:
+    viewer = tz_of(request)
+    own = zone(event.time_zone)
+    first_key = occurrence_key(event.start.astimezone(own), all_day=event.all_day)
+    at = request.GET.get("at", "") if event.rrule else ""
+    for key in (at, first_key) if at else (first_key,):
         try:
             if event.all_day:
-                start = datetime.combine(date.fromisoformat(at), time(), tzinfo=tz)
+                start = datetime.combine(date.fromisoformat(key), time(), tzinfo=viewer)
             else:
-                start = datetime.fromisoformat(at).replace(tzinfo=tz)
+                start = datetime.fromisoformat(key).replace(tzinfo=own)
         except ValueError:
-            start = None
-        if start is not None:
-            for occurrence in occurrences(event, start - timedelta(seconds=1), start + timedelta(seconds=1)):
-                if occurrence.key == at:
-                    return occurrence.start, occurrence.end, occurrence.key
-    return event.start, event.end, occurrence_key(event.start.astimezone(tz), all_day=event.all_day)
+            continue
+        for occurrence in occurrences(
+            event, start - timedelta(seconds=1), start + timedelta(seconds=1), viewer_tz=viewer
+        ):
+            if occurrence.key == key:
+                return occurrence.start, occurrence.end, occurrence.key
+    # The first occurrence may itself be an exception: show the stored dates anyway.
+    if event.all_day:
+        first = event.start.astimezone(own).date()
+        days = max((event.end.astimezone(own).date() - first).days, 1)
+        start = datetime.combine(first, time(), tzinfo=viewer)
+        return start, start + timedelta(days=days), first_key
+    return event.start, event.end, first_key
 
 
 @require_GET
@@ -204,7 +213,11 @@ def event_skip(request: AuthenticatedHttpRequest, event_id: int) -> HttpResponse
     if not event.rrule or not key or len(key) > 32:
         messages.error(request, _("Only one occurrence of a repeating event can be skipped."))
         return redirect("agenda:event_detail", event.pk)
-    services.event_occurrence_skip(event=event, key=key)
+    try:
+        services.event_occurrence_skip(event=event, key=key)
+    except ValueError:
+        messages.error(request, _("That occurrence does not exist."))
+        return redirect("agenda:event_detail", event.pk)
     messages.success(request, _("This occurrence was deleted; the others stay."))
     return redirect(month_url(date.fromisoformat(key[:10])))
 

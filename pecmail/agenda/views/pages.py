@@ -59,6 +59,7 @@ def _month(request: AuthenticatedHttpRequest, first: date) -> HttpResponse:
     days = [grid_start + timedelta(days=n) for n in range((grid_end - grid_start).days + 1)]
     found = selectors.occurrence_list(
         user=request.user,
+        tz=tz,
         start=local_midnight(grid_start, tz),
         end=local_midnight(grid_end + timedelta(days=1), tz),
     )
@@ -89,6 +90,7 @@ def week(request: AuthenticatedHttpRequest, year: int, month: int, day: int) -> 
     days = [monday + timedelta(days=n) for n in range(7)]
     found = selectors.occurrence_list(
         user=request.user,
+        tz=tz,
         start=local_midnight(monday, tz),
         end=local_midnight(monday + timedelta(days=7), tz),
     )
@@ -114,6 +116,7 @@ def day(request: AuthenticatedHttpRequest, year: int, month: int, day: int) -> H
     anchor = checked_date(year, month, day)
     found = selectors.occurrence_list(
         user=request.user,
+        tz=tz,
         start=local_midnight(anchor, tz),
         end=local_midnight(anchor + timedelta(days=1), tz),
     )
@@ -146,6 +149,7 @@ def agenda_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     days = [start + timedelta(days=n) for n in range(LIST_DAYS)]
     found = selectors.occurrence_list(
         user=request.user,
+        tz=tz,
         start=local_midnight(start, tz),
         end=local_midnight(start + timedelta(days=LIST_DAYS), tz),
     )
