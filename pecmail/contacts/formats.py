@@ -138,6 +138,8 @@ def _types(prop: Any) -> set[str]:
     types: set[str] = set()
     for value in prop.params.get("TYPE", []):
         types.update(part.strip().lower() for part in value.split(",") if part.strip())
+    # vCard 2.1 (Outlook's .vcf) writes bare types: TEL;CELL;VOICE:…
+    types.update(str(param).lower() for param in getattr(prop, "singletonparams", []))
     return types
 
 

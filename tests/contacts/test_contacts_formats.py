@@ -154,3 +154,14 @@ def test_it_round_trips_company_only_and_address_only_cards(version):
     parsed = formats.vcard_parse(first.encode())
     assert strip_warnings(parsed.records) == [company, bare]
     assert formats.vcard_serialize(strip_warnings(parsed.records), version=version) == first
+
+
+def test_it_reads_an_outlook_vcard_2_1_with_bare_types_and_quoted_printable():
+    data = (
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nN;LANGUAGE=it;CHARSET=Windows-1252:Rossi;Mario\r\n"
+        b"FN:Mario Rossi\r\nTEL;WORK;VOICE:06 1234\r\nTEL;CELL;VOICE:333 1\r\nEMAIL;PREF;INTERNET:mario@acme.it\r\n"
+        b"NOTE;ENCODING=QUOTED-PRINTABLE:Citt=C3=A0 e perch=C3=A9\r\nEND:VCARD\r\n"
+    )
+    [record] = formats.vcard_parse(data).records
+    assert record["phones"] == [{"kind": "work", "number": "06 1234"}, {"kind": "mobile", "number": "333 1"}]
+    assert record["notes"] == "Città e perché"
