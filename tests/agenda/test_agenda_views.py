@@ -500,6 +500,8 @@ def test_it_speaks_italian(alice_client, work):
     assert "Ogni settimana, 3 volte" in detail
     importing = alice_client.get(reverse("agenda:import")).content.decode()
     assert "Importa eventi" in importing
+    form = alice_client.get(reverse("agenda:event_create")).content.decode()
+    assert "Ricorrenza" in form and "Lunedì" in form and "Tutto il giorno" in form
 
 
 def test_it_repeats_weekly_on_the_ticked_weekdays_and_keeps_them_when_editing(alice_client, work):
