@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -86,3 +86,18 @@ def task_records(*, user: User, task_list: TaskList | None = None) -> list[forma
     if task_list is not None:
         tasks = tasks.filter(task_list=task_list)
     return [task_to_record(t) for t in tasks]
+
+
+def task_search(*, user: User, query: str, limit: int = 50) -> list[Task]:
+    """The user's tasks whose title, notes or list name contain every word of ``query``."""
+    tasks = Task.objects.filter(owner=user).select_related("task_list")
+    words = query.split()
+    if not words:
+        return []
+    for word in words:
+        tasks = tasks.filter(
+            Q(title__icontains=word) | Q(notes__icontains=word) | Q(task_list__name__icontains=word)
+        )
+    # Open tasks (no completion date) first.
+    order = [F("completed_at").asc(nulls_first=True), F("due_date").asc(nulls_last=True), "pk"]
+    return list(tasks.order_by(*order)[:limit])

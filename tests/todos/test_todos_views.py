@@ -336,3 +336,19 @@ def test_it_is_translated_into_italian(alice_client, task):
     page = alice_client.get(reverse("todos:index"), headers={"accept-language": "it"}).content.decode()
     assert "Scadute" in page and "Nuova attività" in page
     assert timezone.localdate() == dt.date(2026, 11, 27)
+
+
+def test_it_searches_only_the_users_tasks(alice, charlie, task_list):
+    from pecmail.todos.selectors import task_search
+
+    make_task(alice.owner, "Rinnovo contratto", task_list=task_list)
+    make_task(alice.owner, "Altro", notes="il contratto di affitto")
+    make_task(charlie.owner, "Contratto di Charlie")
+    make_task(alice.owner, "Contratto firmato", status=Task.Status.DONE)
+    assert [t.title for t in task_search(user=alice.owner, query="contratto")] == [
+        "Rinnovo contratto",
+        "Altro",
+        "Contratto firmato",
+    ]
+    assert [t.title for t in task_search(user=alice.owner, query="studio rinnovo")] == ["Rinnovo contratto"]
+    assert task_search(user=alice.owner, query="  ") == []
