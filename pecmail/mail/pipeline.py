@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -237,7 +238,8 @@ class LocalDelivery:
     """What happened to one recipient of an envelope delivered locally."""
 
     recipient: str
-    # "delivered" (now or by an earlier run), "no-dest" (no such mailbox here)
+    # "delivered" (now or by an earlier run), "no-dest" (no such mailbox here),
+    # "full" (the mailbox would exceed its quota: errore-consegna "altro")
     outcome: str
     message: Message | None
 
@@ -262,6 +264,9 @@ def envelope_deliver_local(*, raw: bytes, recipients: list[str]) -> list[LocalDe
             results.append(LocalDelivery(recipient=address, outcome="no-dest", message=None))
             continue
         existing = Message.objects.filter(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED).first()
+        if existing is None and mailbox_usage(mailbox=mailbox) + len(raw) > mailbox.quota_bytes:
+            results.append(LocalDelivery(recipient=address, outcome="full", message=None))
+            continue
         if existing is None:
             try:
                 with transaction.atomic():
@@ -308,7 +313,11 @@ def delivery_local(*, delivery_id: int) -> str:
         envelope = storage.raw_get(sent.envelope_sha256)
         (result,) = envelope_deliver_local(raw=envelope, recipients=[delivery.recipient])
         built, kind = delivery_receipt_build(
-            envelope=envelope, recipient=result.recipient, delivered=result.outcome == "delivered", when=when
+            envelope=envelope,
+            recipient=result.recipient,
+            delivered=result.outcome == "delivered",
+            when=when,
+            outcome=result.outcome,
         )
         inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
         receipt = _store_notice(sent=sent, folder=inbox, built=built, kind=kind, recipient=result.recipient)
@@ -319,7 +328,7 @@ def delivery_local(*, delivery_id: int) -> str:
                 state=Delivery.State.ERROR,
                 delivered_at=None,
                 receipt=receipt,
-                error=_no_dest_reason(result.recipient),
+                error=failure_reason(result.recipient, result.outcome)[1],
             )
         log_append(
             event=kind,
@@ -334,17 +343,32 @@ def delivery_local(*, delivery_id: int) -> str:
         return "delivered" if result.outcome == "delivered" else "error"
 
 
-def _no_dest_reason(recipient: str) -> str:
-    return f"5.1.1 - {settings.PEC_PROVIDER_NAME} - indirizzo non valido ({recipient})"
+def failure_reason(recipient: str, outcome: str | None) -> tuple[str, str]:
+    """The daticert ``errore`` and the errore-esteso text for a local delivery that failed."""
+    if outcome == "full":
+        return "altro", f"5.2.2 - {settings.PEC_PROVIDER_NAME} - casella piena ({recipient})"
+    return "no-dest", f"5.1.1 - {settings.PEC_PROVIDER_NAME} - indirizzo non valido ({recipient})"
+
+
+def mailbox_usage(*, mailbox: Mailbox) -> int:
+    """Bytes the mailbox's messages take (raw sizes, Trash included)."""
+    return Message.objects.filter(mailbox=mailbox).aggregate(total=Sum("size"))["total"] or 0
 
 
 def delivery_receipt_build(
-    *, envelope: bytes, recipient: str, delivered: bool, when: datetime | None = None
+    *,
+    envelope: bytes,
+    recipient: str,
+    delivered: bool,
+    when: datetime | None = None,
+    outcome: str | None = None,
 ) -> tuple[envelopes.BuiltMessage, str]:
-    """The signed delivery receipt (or no-dest notice) for one recipient of ``envelope``.
+    """The signed delivery receipt (or avviso di mancata consegna) for one recipient of ``envelope``.
 
     The receipt type follows the envelope: To → as requested (completa/breve), Cc → sintetica.
-    Returns the built message and its Message.Kind value.
+    When not delivered, ``outcome`` (a LocalDelivery.outcome) picks the error: "full" →
+    errore "altro" (mailbox full), otherwise "no-dest". Returns the built message and its
+    Message.Kind value.
     """
     identity = pki.load_identity()
     when = when or timezone.now()
@@ -361,9 +385,8 @@ def delivery_receipt_build(
             tx, recipient, receipt_type, classification.postacert, identity=identity
         )
         return built, Message.Kind.DELIVERY
-    built = envelopes.build_delivery_error(
-        tx, recipient, "no-dest", _no_dest_reason(recipient), identity=identity
-    )
+    errore, reason = failure_reason(recipient, outcome)
+    built = envelopes.build_delivery_error(tx, recipient, errore, reason, identity=identity)
     return built, Message.Kind.DELIVERY_ERROR
 
 

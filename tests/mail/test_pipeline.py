@@ -335,3 +335,19 @@ def test_it_sweeps_submissions_and_deliveries_whose_task_was_lost(
         assert inbox(bob).count() == 1
         assert Delivery.objects.get(message=sent).state == Delivery.State.DELIVERED
         assert pipeline.pipeline_sweep() == {"accepted": 0, "delivered": 0}
+
+
+def test_it_sends_a_mailbox_full_notice_when_the_quota_would_be_exceeded(alice, bob, carol, submit, trust):
+    bob.quota_bytes = 1000
+    bob.save()
+    sent = submit(to=[BOB], cc=[CAROL])
+    deliveries = {d.recipient: d for d in Delivery.objects.filter(message=sent)}
+    assert deliveries[CAROL].state == Delivery.State.DELIVERED
+    full = deliveries[BOB]
+    assert full.state == Delivery.State.ERROR
+    assert "casella piena" in full.error
+    assert full.receipt.kind == Message.Kind.DELIVERY_ERROR
+    assert_signed_by_us(raw_of(full.receipt), trust)
+    notice = full.receipt.certified_data["daticert"]
+    assert (notice["errore"], notice["consegna"]) == ("altro", BOB)
+    assert inbox(bob).exists() is False
