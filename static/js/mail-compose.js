@@ -215,6 +215,7 @@
     if (saving) return saving;
     var wasDirty = dirty;
     dirty = false;
+    if (autosaveStatus) autosaveStatus.textContent = autosaveStatus.getAttribute("data-saving-label") || "Saving…";
     saving = fetch(form.getAttribute("action"), {
       method: "POST",
       body: draftData(),
