@@ -351,3 +351,16 @@ def test_it_sends_a_mailbox_full_notice_when_the_quota_would_be_exceeded(alice, 
     notice = full.receipt.certified_data["daticert"]
     assert (notice["errore"], notice["consegna"]) == ("altro", BOB)
     assert inbox(bob).exists() is False
+
+
+def test_it_certifies_non_ascii_subjects_and_names(alice, bob, submit, trust):
+    alice.display_name = "Niccolò Àlfieri"
+    alice.save()
+    sent = submit(subject="Perché la fattura € ✓", body_text="Città", body_html=None)
+    (delivered,) = inbox(bob)
+    assert delivered.subject == "Perché la fattura € ✓"
+    assert delivered.from_name == "Niccolò Àlfieri"
+    receipt = inbox(alice).get(kind=Message.Kind.DELIVERY)
+    assert receipt.certified_data["daticert"]["oggetto"] == "Perché la fattura € ✓"
+    assert_signed_by_us(raw_of(receipt), trust)
+    assert sent.subject == "Perché la fattura € ✓"
