@@ -21,7 +21,7 @@ from email.policy import compat32
 
 from asn1crypto import cms
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
@@ -278,7 +278,11 @@ def _split_multipart(body: bytes, boundary: str) -> tuple[list[bytes], bool, byt
     blanks, then the end of the line; the line break before it belongs to the delimiter.
     Plain ``find`` rather than a regex: this runs over megabytes per message.
     """
-    marker = b"--" + boundary.encode("latin-1")
+    try:
+        marker = b"--" + boundary.encode("ascii")
+    except UnicodeEncodeError as exc:
+        # RFC 2046 boundaries are 7-bit; anything else cannot delimit anything.
+        raise _Invalid(Problem.NO_BOUNDARY) from exc
     size = len(body)
     parts: list[bytes] = []
     start: int | None = None
@@ -413,7 +417,8 @@ def _decode_signature(part: bytes) -> bytes:
     # base64 costs 4/3: bound the encoded size before decoding anything.
     if len(body) > MAX_SIGNATURE_BYTES * 2:
         raise _Invalid(Problem.SIGNATURE_TOO_LARGE)
-    encoding = (headers.get("Content-Transfer-Encoding") or "").strip().lower()
+    # compat32 hands back a Header object for undecodable bytes: str() it either way.
+    encoding = str(headers.get("Content-Transfer-Encoding") or "").strip().lower()
     if encoding == "base64":
         try:
             der = base64.b64decode(_WSP.sub(b"", body), validate=True)
@@ -439,9 +444,10 @@ def _signer_certificate(
             continue
         cert = choice.chosen
         if sid.name == "issuer_and_serial_number":
-            match = (
-                cert.issuer == sid.chosen["issuer"]
-                and cert.serial_number == sid.chosen["serial_number"].native
+            issuer = sid.chosen["issuer"]
+            # Serial, then issuer bytes: the normalising Name comparison is slow and rarely needed.
+            match = cert.serial_number == sid.chosen["serial_number"].native and (
+                cert.issuer.dump() == issuer.dump() or cert.issuer == issuer
             )
         else:
             match = cert.key_identifier == sid.chosen.native
@@ -456,7 +462,10 @@ def _signer_certificate(
 def _check_signature(
     signer: cms.SignerInfo, cert: x509.Certificate, signed_attrs_der: bytes, digest: str
 ) -> None:
-    public_key = cert.public_key()
+    try:
+        public_key = cert.public_key()
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise _Invalid(Problem.CERTIFICATE_MALFORMED) from exc
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise _Invalid(Problem.UNSUPPORTED_SIGNATURE)
     algorithm = signer["signature_algorithm"]
