@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:contact_id>/edit/", views.contact_edit, name="edit"),
     path("<int:contact_id>/delete/", views.contact_delete, name="delete"),
     path("<int:contact_id>/favourite/", views.contact_favourite, name="favourite"),
+    path("<int:contact_id>/vcard/", views.contact_vcard, name="vcard"),
     path("groups/", views.groups, name="groups"),
     path("groups/new/", views.group_create, name="group_create"),
     path("groups/<int:group_id>/rename/", views.group_rename, name="group_rename"),

@@ -305,6 +305,17 @@ def export(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
+def contact_vcard(request: AuthenticatedHttpRequest, contact_id: int) -> HttpResponse:
+    """One contact as a vCard 4.0 file, to hand to a phone or another program."""
+    contact = selectors.contact_get(user=request.user, contact_id=contact_id)
+    body = formats.vcard_serialize([selectors.contact_to_record(contact)], version="4.0")
+    response = HttpResponse(body, content_type="text/vcard; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}.vcf"'
+    return response
+
+
+@require_GET
+@login_required
 def autocomplete(request: AuthenticatedHttpRequest) -> JsonResponse:
     results = selectors.autocomplete(user=request.user, query=request.GET.get("q", "")[:100])
     return JsonResponse({"results": results})

@@ -276,6 +276,7 @@ def object_urls(contact, group):
     return [
         ("get", reverse("contacts:detail", args=[contact.pk])),
         ("get", reverse("contacts:edit", args=[contact.pk])),
+        ("get", reverse("contacts:vcard", args=[contact.pk])),
         ("post", reverse("contacts:edit", args=[contact.pk])),
         ("post", reverse("contacts:delete", args=[contact.pk])),
         ("post", reverse("contacts:favourite", args=[contact.pk])),
@@ -375,3 +376,10 @@ def test_it_quotes_display_names_in_autocomplete_values(alice_client, alice):
     )
     [result] = alice_client.get(reverse("contacts:autocomplete"), {"q": "studio"}).json()["results"]
     assert result["value"] == '"Studio \\"Rossi, Bianchi\\"" <studio@x.it>'
+
+
+def test_it_downloads_one_contact_as_vcard_4(alice_client, contact):
+    response = alice_client.get(reverse("contacts:vcard", args=[contact.pk]))
+    assert response["Content-Type"] == "text/vcard; charset=utf-8"
+    body = response.content.decode()
+    assert "VERSION:4.0" in body and "EMAIL;TYPE=x-pec:mario@pec.example.it" in body
