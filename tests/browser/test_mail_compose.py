@@ -100,3 +100,22 @@ def test_it_moves_through_the_list_with_j_k_and_opens_with_enter(browser_page, l
     expect(page.locator(".flash")).to_contain_text("Message moved to the Trash.")
     page.keyboard.press("/")
     expect(page.locator("#mail-search-q")).to_be_focused()
+
+
+def test_it_fits_the_list_and_the_reading_pane_on_a_phone(phone_page, live_server, alice):
+    from tests.browser.conftest import no_horizontal_overflow
+
+    message = store(
+        alice,
+        subject="A very long subject " * 8,
+        sender="Someone With A Long Name <someone.with.a.very.long.address@pec.example.it>",
+        html="<table width='900'><tr><td>" + "wide " * 200 + "</td></tr></table>",
+        attachments=[("a-file-with-a-very-long-name-" * 4 + ".pdf", "application/pdf", b"%PDF-1.4")],
+    )
+    page = phone_page
+    login(page, live_server, alice.address, PASSWORD)
+    expect(page.locator(".msg-row")).to_have_count(1)
+    assert no_horizontal_overflow(page) is True
+    page.goto(f"{live_server.url}/messages/{message.pk}/")
+    expect(page.locator("iframe.message-frame")).to_be_visible()
+    assert no_horizontal_overflow(page) is True
