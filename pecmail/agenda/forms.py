@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pecmail.accounts.models import User
 
-from .ical import MAX_ICS_BYTES
+from .ical import MAX_ICS_BYTES, MAX_YEAR, MIN_YEAR
 from .models import Calendar, Event
 from .recurrence import RecurrenceError, describe, rrule_build, zone
 from .services import MAX_REMINDER_MINUTES
@@ -154,6 +154,12 @@ class EventForm(forms.Form):
         all_day = data.get("all_day", False)
         start_date: date = data["start_date"]
         end_date: date = data["end_date"]
+        for name, value in (("start_date", start_date), ("end_date", end_date)):
+            if not MIN_YEAR <= value.year <= MAX_YEAR:
+                self.add_error(
+                    name, _("Choose a date between %(min)d and %(max)d.") % {"min": MIN_YEAR, "max": MAX_YEAR}
+                )
+                return data
         if all_day:
             start = datetime.combine(start_date, time(), tzinfo=self.tz)
             if end_date < start_date:

@@ -16,6 +16,7 @@ from .recurrence import RecurrenceError, occurrence_key, rrule_normalise, zone
 MAX_ICS_BYTES = 2 * 1024 * 1024
 PRODID = "-//pecmail//Calendar//EN"
 MAX_TEXT = 500
+MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
 class IcsError(ValueError):
@@ -178,6 +179,11 @@ def _event_from(component: Any, default_tz: str) -> EventData:
     else:
         tz_name = _tz_name(start_value, default_tz)
     start = _as_datetime(start_value, tz_name)
+    # Recurrences are expanded from the start: a rule from year 1 would cost every page view dearly.
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise ValueError(
+            _("the start date is outside the years %(min)d–%(max)d") % {"min": MIN_YEAR, "max": MAX_YEAR}
+        )
     if component.get("dtend") is not None:
         end_value = component.decoded("dtend")
         end = _as_datetime(end_value, tz_name)

@@ -65,6 +65,22 @@
       syncRepeat();
     }
 
+    // Moving the start date moves the end date by the same number of days.
+    var startDate = document.getElementById("id_start_date");
+    var endDate = document.getElementById("id_end_date");
+    if (startDate && endDate) {
+      var previous = startDate.value;
+      startDate.addEventListener("change", function () {
+        var from = Date.parse(previous), to = Date.parse(startDate.value), end = Date.parse(endDate.value);
+        if (!isNaN(from) && !isNaN(to) && !isNaN(end)) {
+          endDate.value = new Date(end + (to - from)).toISOString().slice(0, 10);
+        } else if (!isNaN(to) && !endDate.value) {
+          endDate.value = startDate.value;
+        }
+        previous = startDate.value;
+      });
+    }
+
     // Destructive buttons confirm first.
     document.querySelectorAll("[data-agenda-confirm]").forEach(function (button) {
       button.addEventListener("click", function (event) {

@@ -208,3 +208,24 @@ END:VCALENDAR\r
     assert [e.uid for e in parsed.events] == ["2"]
     assert parsed.skipped[0][0] == "Broken date"
     assert "DTSTART" in parsed.skipped[0][1]
+
+
+def test_it_skips_events_starting_in_implausible_years():
+    data = b"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+BEGIN:VEVENT\r
+UID:ancient\r
+SUMMARY:Ancient daily\r
+DTSTART:00010101T100000Z\r
+RRULE:FREQ=DAILY\r
+END:VEVENT\r
+BEGIN:VEVENT\r
+UID:ok\r
+SUMMARY:Fine\r
+DTSTART:20260101T100000Z\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+    parsed = calendar_parse(data, default_tz="Europe/Rome")
+    assert [e.uid for e in parsed.events] == ["ok"]
+    assert "outside the years 1900–2200" in parsed.skipped[0][1]
