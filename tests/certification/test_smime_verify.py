@@ -286,6 +286,21 @@ def test_it_rejects_an_oversized_signature(trust):
     rejected(smime.verify(raw, trust=trust, at=AT), Problem.SIGNATURE_TOO_LARGE)
 
 
+def test_it_names_a_non_ascii_boundary(signed, trust):
+    boundary = _boundary(signed)
+    raw = signed.replace(b'boundary="' + boundary, b'boundary="\xe9' + boundary[1:], 1)
+    rejected(smime.verify(raw, trust=trust, at=AT), Problem.NO_BOUNDARY)
+
+
+def test_it_names_an_undecodable_transfer_encoding(signed, trust):
+    raw = signed.replace(
+        b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment",
+        b"Content-Transfer-Encoding: base\xff64\r\nContent-Disposition: attachment",
+    )
+    assert raw != signed
+    rejected(smime.verify(raw, trust=trust, at=AT), Problem.SIGNATURE_ENCODING)
+
+
 def test_it_refuses_megabytes_of_headers(trust):
     raw = b"X-Filler: " + b"a" * (2 * 1024 * 1024) + b"\r\nSubject: x\r\n\r\nbody\r\n"
     result = smime.verify(raw, trust=trust, at=AT)
