@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import connection
 
 from . import services
 
@@ -35,12 +35,24 @@ REPLY_NOT_PEC = (
 
 
 def _db_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ORM work on an executor thread with a healthy connection, releasing it afterwards."""
-    close_old_connections()
+    """Run ORM work on an executor thread, keeping its connection open between SMTP commands.
+
+    A connection that failed is closed, so the next command (after a 451) connects afresh:
+    that is how the server recovers once the database is back.
+    """
     try:
         return func(*args, **kwargs)
-    finally:
-        close_old_connections()
+    except Exception:
+        connection.close()
+        raise
+
+
+def _admit_and_store(*, raw: bytes, rcpt_tos: list[str], **fields: Any) -> tuple[Any, int] | None:
+    """Refuse (None) or store durably; one executor hop for the whole DATA phase."""
+    decision = services.inbound_admission(raw=raw, rcpt_tos=rcpt_tos)
+    if not decision.accept:
+        return None
+    return services.inbound_store(raw=raw, rcpt_tos=rcpt_tos, kind=decision.kind, **fields)
 
 
 class PecHandler:
@@ -78,22 +90,21 @@ class PecHandler:
         if BARE_CR_OR_LF.search(raw):
             return REPLY_BARE_LF
         try:
-            decision = await self._run(services.inbound_admission, raw=raw, rcpt_tos=list(envelope.rcpt_tos))
-            if not decision.accept:
-                return REPLY_NOT_PEC
-            inbound, item_id = await self._run(
-                services.inbound_store,
+            stored = await self._run(
+                _admit_and_store,
                 raw=raw,
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=list(envelope.rcpt_tos),
                 peer=str(session.peer[0]) if session.peer else "",
                 helo=session.host_name or "",
                 tls=session.ssl is not None,
-                kind=decision.kind,
             )
         except Exception:
             log.exception("smtpd: could not store the message durably")
             return REPLY_TEMPFAIL
+        if stored is None:
+            return REPLY_NOT_PEC
+        inbound, item_id = stored
         if self.publish is not None:
             # Published after the reply on a worker thread; the outbox relay covers a failure here.
             asyncio.get_running_loop().run_in_executor(None, lambda: _db_call(self.publish, item_id))

@@ -1,0 +1,235 @@
+"""SMTP ingest throughput of ``pec smtpd`` (not a test: ``.venv/bin/python bench/smtp_ingest.py``).
+
+Starts, in a temporary data directory, ``manage.py pec smtpd`` and next to it a bare
+aiosmtpd server that discards what it receives; then sends the same signed transport
+envelopes to each over N parallel connections (``BENCH_CONNECTIONS``, default 4) for
+``BENCH_SECONDS`` (default 5) each, and prints envelopes per second for both and their ratio
+(target ≥ 0.5).
+
+To include verification at DATA the recipient's mailbox refuses ordinary mail, so every
+envelope is classified (S/MIME verify against the providers index) before the durable
+commit (raw bytes + inbound row + log row + outbox row). Follow-up processing is left
+queued (no worker runs), so only ingest is measured. Uses SQLite unless DATABASE_URL is set
+(then a throw-away PostgreSQL database is created next to it).
+
+The end-to-end figures of issue 5 (submit → delivery receipt p50/p99 at 20 and 50 msg/s with
+a real worker) are not measured here yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+DOMAIN = "pec-bench.test"
+RCPT = f"bob@{DOMAIN}"
+
+DISCARD_SERVER = """
+import sys, threading
+from aiosmtpd.controller import Controller
+class Discard:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+controller = Controller(Discard(), hostname="127.0.0.1", port=int(sys.argv[1]), data_size_limit=100_000_000)
+controller.start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server on {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on {port} did not start")
+
+
+def provider_env(data_dir: Path, database_url: str | None, port: int) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PEC_", "CELERY_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="pecmail.settings",
+        PECMAIL_DATA_DIR=str(data_dir),
+        PEC_DOMAIN=DOMAIN,
+        PEC_PROVIDER_NAME="Bench B",
+        PEC_SMTP_BIND=f"127.0.0.1:{port}",
+        LOG_LEVEL="WARNING",
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, check=False)
+    if done.returncode:
+        raise SystemExit(done.stderr.decode()[-3000:])
+    return done.stdout.decode()
+
+
+def sender_envelopes(count: int) -> tuple[list[bytes], str]:
+    """Signed transport envelopes from a bench provider A, and the LDIF entry that trusts it."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from pecmail.certification import envelopes, ldif, testing
+
+    identity = testing.make_identity("pec-a.test", "Bench A")
+    raws = []
+    for i in range(count):
+        when = timezone.now()
+        original = (
+            f"From: alice@pec-a.test\r\nTo: {RCPT}\r\nSubject: Bench {i}\r\nMessage-ID: <{uuid.uuid4().hex}@pec-a.test>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            + ("Testo di prova, riga lunga ottanta caratteri circa per il benchmark di ingresso.\r\n" * 100)
+            + "\r\n"
+        ).encode()
+        tx = envelopes.Transaction.from_message(
+            original, pec_id=envelopes.new_pec_id("pec-a.test", when), when=when
+        )
+        raws.append(envelopes.build_transport_envelope(tx, original, identity=identity).raw)
+    record = ldif.ProviderRecord(
+        name="Bench A",
+        mail_receipt=identity.service_address,
+        domains=["pec-a.test"],
+        certificates=[identity.cert],
+    )
+    return raws, ldif.write([record.to_entry()])
+
+
+def blast(port: int, raws: list[bytes], seconds: float) -> tuple[int, int]:
+    """Send for ``seconds`` over CONNECTIONS connections; return (accepted, refused)."""
+    stop = time.monotonic() + seconds
+    counts = [[0, 0] for _ in range(CONNECTIONS)]
+
+    def run(slot: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+            i = slot
+            while time.monotonic() < stop:
+                try:
+                    smtp.sendmail("alice@pec-a.test", [RCPT], raws[i % len(raws)])
+                    counts[slot][0] += 1
+                except smtplib.SMTPException as exc:
+                    if counts[slot][1] == 0:
+                        print(f"first refusal on {port}: {exc}", file=sys.stderr)
+                    counts[slot][1] += 1
+                i += CONNECTIONS
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def postgres_database() -> tuple[str | None, str | None]:
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith(("postgres://", "postgresql://")):
+        return None, None
+    import psycopg
+
+    root = base.rpartition("/")[0]
+    name = f"pecmail_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{root}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{root}/{name}", name
+
+
+def drop_postgres(database_url: str | None, name: str | None) -> None:
+    if not database_url:
+        return
+    import psycopg
+
+    root = database_url.rpartition("/")[0]
+    with psycopg.connect(f"{root}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    raws, trust_ldif = sender_envelopes(50)
+    database_url, db_name = postgres_database()
+    with tempfile.TemporaryDirectory(prefix="pecmail-bench-") as tmp:
+        data_dir = Path(tmp)
+        pec_port, discard_port = free_port(), free_port()
+        env = provider_env(data_dir, database_url, pec_port)
+        manage(env, "migrate", "--noinput")
+        manage(env, "pec", "init-provider")
+        (data_dir / "a.ldif").write_text(trust_ldif)
+        manage(env, "pec", "index", "import", str(data_dir / "a.ldif"))
+        manage(env, "mailbox", "create", RCPT, "--password", "bench-Password-1")
+        manage(
+            env,
+            "shell",
+            "-c",
+            f"from pecmail.mail.models import Mailbox; Mailbox.objects.filter(address={RCPT!r}).update(accept_ordinary_mail=False)",
+        )
+        servers = [
+            subprocess.Popen(
+                [PY, "manage.py", "pec", "smtpd", "--bind", f"127.0.0.1:{pec_port}"], cwd=ROOT, env=env
+            ),
+            subprocess.Popen(
+                [PY, "-c", DISCARD_SERVER, str(discard_port)], cwd=ROOT, stdout=subprocess.DEVNULL
+            ),
+        ]
+        try:
+            wait_port(pec_port, servers[0])
+            wait_port(discard_port, servers[1])
+            blast(pec_port, raws, 1.0)  # warm-up: connections, caches, the trust store
+            blast(discard_port, raws, 1.0)
+            pec_ok, pec_refused = blast(pec_port, raws, SECONDS)
+            bare_ok, _ = blast(discard_port, raws, SECONDS)
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+        stored = manage(
+            env,
+            "shell",
+            "-c",
+            "import json; from pecmail.transport.models import InboundMessage, OutboxItem; "
+            "print(json.dumps([InboundMessage.objects.count(), OutboxItem.objects.count()]))",
+        )
+    drop_postgres(database_url, db_name)
+    pec_rate, bare_rate = pec_ok / SECONDS, bare_ok / SECONDS
+    print(f"envelope size: {len(raws[0])} bytes, {CONNECTIONS} connections, {SECONDS:.0f} s each")
+    print(f"pec smtpd (verify + durable commit): {pec_rate:8.1f} envelopes/s ({pec_refused} refused)")
+    print(f"aiosmtpd discarding:                 {bare_rate:8.1f} envelopes/s")
+    print(f"ratio: {pec_rate / bare_rate:.2f} (target >= 0.5)")
+    print(f"stored inbound rows / outbox rows (incl. warm-up): {json.loads(stored.strip().splitlines()[-1])}")
+
+
+if __name__ == "__main__":
+    main()
