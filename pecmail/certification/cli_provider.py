@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from pecmail.certification import index, log, pki
+from pecmail.certification.trust import certificate_sha1
 
 
 def register(subparsers: Any, command: Any) -> None:
@@ -20,6 +21,12 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--name", default=None, help="Provider name (default: settings.PEC_PROVIDER_NAME).")
     p.add_argument("--dir", default=None, help="Write the files here instead of the configured paths.")
     p.set_defaults(handler=init_provider_command)
+
+    p = subparsers.add_parser(
+        "rollover", help="Signing key rollover: prepare the next key, later activate it."
+    )
+    p.add_argument("phase", choices=["prepare", "activate"])
+    p.set_defaults(handler=rollover_command)
 
     p = subparsers.add_parser("log-verify", help="Check the provider log's hash chain; exit 1 if broken.")
     p.set_defaults(handler=log_verify_command)
@@ -191,3 +198,35 @@ def log_export_command(command: Any, options: dict[str, Any]) -> None:
             raise CommandError(str(exc)) from exc
     Path(options["out"]).write_bytes(data)
     command.stdout.write(f"wrote {options['out']}")
+
+
+def rollover_command(command: Any, options: dict[str, Any]) -> None:
+    paths = pki.settings_paths()
+    domain, name = settings.PEC_DOMAIN, settings.PEC_PROVIDER_NAME
+    try:
+        if options["phase"] == "prepare":
+            created, cert = pki.rollover_prepare(domain=domain, name=name, paths=paths)
+            next_identity = pki.read_identity(
+                key_path=paths.next_key,
+                cert_path=paths.next_cert,
+                ca_path=paths.ca_cert,
+                domain=domain,
+                name=name,
+            )
+            index.provider_register_self(identity=next_identity)
+            state = "Created" if created else "Already prepared:"
+            command.stdout.write(
+                f"{state} the next certificate {certificate_sha1(cert)} ({paths.next_cert})."
+            )
+            command.stdout.write(
+                "It is listed in the local index: publish it (pec index export --self --sign) and "
+                "run `pec rollover activate` once the peers have it."
+            )
+        else:
+            cert = pki.rollover_activate(paths=paths)
+            index.provider_register_self(identity=pki.load_identity())
+            command.stdout.write(
+                f"Now signing with {certificate_sha1(cert)}; the old certificate stays listed."
+            )
+    except pki.IdentityError as exc:
+        raise CommandError(str(exc)) from exc

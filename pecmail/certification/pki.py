@@ -202,6 +202,15 @@ class IdentityPaths:
             ca_key=directory / "ca.key",
         )
 
+    # The next key and certificate of a rollover wait beside the current ones.
+    @property
+    def next_key(self) -> Path:
+        return self.key.with_name(f"{self.key.stem}.next{self.key.suffix}")
+
+    @property
+    def next_cert(self) -> Path:
+        return self.cert.with_name(f"{self.cert.stem}.next{self.cert.suffix}")
+
 
 def init_provider(
     *,
@@ -252,6 +261,53 @@ def _load_rsa_key(path: Path) -> RSAPrivateKey:
     if not isinstance(key, RSAPrivateKey):
         raise IdentityError(f"{path} is not an RSA private key")
     return key
+
+
+def rollover_prepare(*, domain: str, name: str, paths: IdentityPaths) -> tuple[bool, x509.Certificate]:
+    """Create the next signing key and certificate (``provider.next.*``); True if created.
+
+    Phase one of a key rollover (SPEC §8): the new certificate goes into the providers index
+    while the current key keeps signing, so that peers know it before it is used. Idempotent.
+    With a real CA (no CA key here) put the CA-issued ``provider.next.key``/``.pem`` in place instead.
+    """
+    if paths.next_key.exists() and paths.next_cert.exists():
+        return False, x509.load_pem_x509_certificate(paths.next_cert.read_bytes())
+    if not paths.ca_key.exists():
+        raise IdentityError(
+            f"no CA key at {paths.ca_key}: install {paths.next_key} and {paths.next_cert} issued by your CA"
+        )
+    ca_key = _load_rsa_key(paths.ca_key)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    existing = _load_rsa_key(paths.next_key) if paths.next_key.exists() else None
+    key, cert = issue_provider_certificate(
+        ca_key=ca_key, ca_cert=ca_cert, domain=domain, name=name, key=existing
+    )
+    if existing is None:
+        _write_private(paths.next_key, key_to_pem(key))
+    _write_public(paths.next_cert, cert_to_pem(cert))
+    return True, cert
+
+
+def rollover_activate(*, paths: IdentityPaths, now: dt.datetime | None = None) -> x509.Certificate:
+    """Sign with the next key from now on (phase two of a rollover); return the new certificate.
+
+    The old key is kept as ``provider.key.<UTC time>.old`` (mode 0600); the old certificates stay
+    in ``provider.pem`` after the new one, so receipts signed earlier remain verifiable locally.
+    """
+    if not (paths.next_key.exists() and paths.next_cert.exists()):
+        raise IdentityError(f"nothing to activate: run the rollover preparation first ({paths.next_key})")
+    new_cert = x509.load_pem_x509_certificate(paths.next_cert.read_bytes())
+    new_key = _load_rsa_key(paths.next_key)
+    if new_key.public_key().public_numbers() != new_cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise IdentityError(f"{paths.next_cert} does not match {paths.next_key}")
+    old_certs = x509.load_pem_x509_certificates(paths.cert.read_bytes()) if paths.cert.exists() else []
+    stamp = (now or _now()).strftime("%Y%m%dT%H%M%SZ")
+    if paths.key.exists():
+        os.replace(paths.key, paths.key.with_name(f"{paths.key.name}.{stamp}.old"))
+    os.replace(paths.next_key, paths.key)
+    _write_public(paths.cert, b"".join(cert_to_pem(c) for c in [new_cert, *old_certs]))
+    paths.next_cert.unlink()
+    return new_cert
 
 
 def settings_paths() -> IdentityPaths:

@@ -142,3 +142,43 @@ def test_it_never_replaces_a_ca_certificate_it_has_no_key_for(tmp_path):
     with pytest.raises(pki.IdentityError, match="install the provider certificate"):
         pki.init_provider(domain="pec.acme.test", name="Acme", directory=tmp_path)
     assert (tmp_path / "ca.pem").read_bytes() == pki.cert_to_pem(real_ca)
+
+
+def test_it_rolls_the_signing_key_over_in_two_phases(db, settings, tmp_path, capsys):
+    from pecmail.certification import index, smime
+    from pecmail.certification.models import Provider
+
+    settings.PEC_SIGNING_KEY = tmp_path / "provider.key"
+    settings.PEC_SIGNING_CERT = tmp_path / "provider.pem"
+    settings.PEC_CA_CERT = tmp_path / "ca.pem"
+    settings.PEC_DOMAIN = "pec.acme.test"
+    settings.PEC_PROVIDER_NAME = "Acme"
+    call_command("pec", "init-provider")
+    old = pki.load_identity()
+    old_message = smime.build_signed_message(
+        [("Subject", "x")], b"Content-Type: text/plain\r\n\r\nold\r\n", old
+    )
+
+    call_command("pec", "rollover", "prepare")
+    assert "Created the next certificate" in capsys.readouterr().out
+    call_command("pec", "rollover", "prepare")
+    assert "Already prepared" in capsys.readouterr().out
+    assert pki.load_identity().cert == old.cert
+    assert Provider.objects.get(is_self=True).certificates.count() == 2
+
+    call_command("pec", "rollover", "activate")
+    new = pki.load_identity()
+    assert new.cert != old.cert
+    assert new.key.public_key().public_numbers() != old.key.public_key().public_numbers()
+    backups = list(tmp_path.glob("provider.key.*.old"))
+    assert len(backups) == 1
+    assert stat.S_IMODE(backups[0].stat().st_mode) == 0o600
+    assert not (tmp_path / "provider.next.key").exists()
+    new_message = smime.build_signed_message(
+        [("Subject", "x")], b"Content-Type: text/plain\r\n\r\nnew\r\n", new
+    )
+    trust = index.trust_store()
+    assert smime.verify(old_message, trust=trust).trusted is True
+    assert smime.verify(new_message, trust=trust).trusted is True
+    with pytest.raises(Exception, match="nothing to activate"):
+        call_command("pec", "rollover", "activate")
