@@ -7,6 +7,7 @@ import unicodedata
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ContactGroup(models.Model):
@@ -117,11 +118,12 @@ class ContactAddress(models.Model):
 
 class ContactPhone(models.Model):
     class Kind(models.TextChoices):
-        MOBILE = "mobile", _("Mobile")
-        WORK = "work", _("Work")
-        HOME = "home", _("Home")
-        FAX = "fax", _("Fax")
-        OTHER = "other", _("Other")
+        # A context of their own: "Home" alone is the admin's home page in other catalogues.
+        MOBILE = "mobile", pgettext_lazy("phone kind", "Mobile")
+        WORK = "work", pgettext_lazy("phone kind", "Work")
+        HOME = "home", pgettext_lazy("phone kind", "Home")
+        FAX = "fax", pgettext_lazy("phone kind", "Fax")
+        OTHER = "other", pgettext_lazy("phone kind", "Other")
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="phones")
     kind = models.CharField(_("kind"), max_length=6, choices=Kind.choices, default=Kind.MOBILE)

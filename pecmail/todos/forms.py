@@ -9,6 +9,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pecmail.accounts.models import User
 
@@ -52,7 +53,9 @@ class QuickAddForm(forms.Form):
     due_date = forms.DateField(
         label=_("Due"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    task_list = forms.ModelChoiceField(label=_("List"), queryset=TaskList.objects.none(), required=False)
+    task_list = forms.ModelChoiceField(
+        label=pgettext_lazy("task list", "List"), queryset=TaskList.objects.none(), required=False
+    )
 
     def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
