@@ -31,15 +31,24 @@ def commands() -> list[tuple[str, list[str]]]:
     return procs
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> int:
+    # Explicit handlers: a shell that starts us in the background makes SIGINT ignored, and
+    # a service manager stops us with SIGTERM; either way every child must be stopped too.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    for name, argv in commands():
-        print(f"[devserver] starting {name}: {' '.join(argv[1:])}", flush=True)
-        children.append((name, subprocess.Popen(argv, cwd=ROOT, start_new_session=True)))
-    web = os.environ.get("PECMAIL_WEB_BIND", "127.0.0.1:8000")
-    print(f"\n  pecmail is running: open http://{web}/  (Ctrl-C stops everything)\n", flush=True)
     exit_code = 0
     try:
+        for name, argv in commands():
+            print(f"[devserver] starting {name}: {' '.join(argv[1:])}", flush=True)
+            # Own sessions: the terminal's Ctrl-C reaches only us, and we stop the children in order.
+            children.append((name, subprocess.Popen(argv, cwd=ROOT, start_new_session=True)))
+        web = os.environ.get("PECMAIL_WEB_BIND", "127.0.0.1:8000")
+        print(f"\n  pecmail is running: open http://{web}/  (Ctrl-C stops everything)\n", flush=True)
         while True:
             for name, child in children:
                 code = child.poll()
@@ -51,6 +60,9 @@ def run() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # A second Ctrl-C must not interrupt the shutdown below.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         for _name, child in children:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
