@@ -106,7 +106,7 @@ def test_it_sends_a_certified_message_and_bob_reads_it(browser_page, live_server
     expect(receipts).to_contain_text("Acceptance receipt")
     expect(receipts.locator(".receipt-avvenuta-consegna")).to_have_count(2)
     assert Delivery.objects.filter(message=sent, state=Delivery.State.DELIVERED).count() == 2
-    bob_row.get_by_role("link").click()
+    bob_row.locator(".receipt-link a").click()
     expect(page.locator(".certified")).to_contain_text(bob.address)
     sign_out(page)
 
@@ -145,7 +145,7 @@ def test_it_marks_a_missing_local_mailbox_not_delivered_with_the_notice(browser_
     row = page.locator(f'tr.delivery[data-recipient="{ghost}"]')
     expect(row.locator(".state")).to_have_text("Not delivered")
     expect(row).to_contain_text("Non-delivery notice")
-    row.get_by_role("link").click()
+    row.locator(".receipt-link a").click()
     expect(page.locator(".certified")).to_contain_text("no-dest")
     expect(page.locator(".attachments")).to_contain_text("daticert.xml")
 

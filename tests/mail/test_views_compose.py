@@ -180,6 +180,16 @@ def test_it_sends_through_the_pipeline_and_shows_each_recipient_state(
     assert "Acceptance receipt" in page
     assert reverse("mail:read", args=[deliveries[BOB].receipt_id]) in page
     assert "(Complete)" in page and "(Synthetic)" in page
+    # Every step one click away: acceptance then delivery, for each recipient.
+    acceptance = Message.objects.get(related=sent, kind=Message.Kind.ACCEPTANCE)
+    rows = re.findall(r'<tr class="delivery[^"]*" data-recipient="([^"]+)">(.*?)</tr>', page, re.S)
+    assert [r for r, _ in rows] == [BOB, CAROL]
+    for recipient, row in rows:
+        steps = re.findall(r'<li><a href="([^"]+)">([^<]+)</a>', row)
+        assert steps == [
+            (reverse("mail:read", args=[acceptance.pk]), "Acceptance receipt"),
+            (reverse("mail:read", args=[deliveries[recipient].receipt_id]), "Delivery receipt"),
+        ]
 
 
 def test_it_marks_an_unknown_local_recipient_not_delivered_with_the_notice(

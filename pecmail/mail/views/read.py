@@ -9,6 +9,7 @@ import email
 import email.policy
 import re
 import unicodedata
+from dataclasses import dataclass
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
@@ -23,7 +24,7 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 
 from .. import selectors, services
 from ..forms import MoveForm
-from ..models import Folder, Message
+from ..models import Delivery, Folder, Message
 from ..parsing import ParsedMessage, attachment_bytes, message_parts
 from ..sanitize import frame_document, linkify_text, sanitize_html
 from ..storage import RawMissing, raw_get
@@ -74,6 +75,40 @@ def _safe_filename(name: str, fallback: str) -> str:
     return name or fallback
 
 
+@dataclass
+class DeliveryRow:
+    """One recipient of a sent message and the receipt behind each step it went through."""
+
+    delivery: Delivery
+    steps: list[tuple[str, Message]]
+
+
+STEP_KINDS = (
+    Message.Kind.TAKE_CHARGE,
+    Message.Kind.TIMEOUT,
+    Message.Kind.DELIVERY,
+    Message.Kind.DELIVERY_ERROR,
+    Message.Kind.VIRUS_DETECTION,
+)
+
+
+def delivery_rows(deliveries: list[Delivery], receipts: list[Message]) -> list[DeliveryRow]:
+    """Each recipient with its steps in time order: acceptance, take-charge, warnings, the outcome."""
+    acceptance = next((r for r in receipts if r.kind == Message.Kind.ACCEPTANCE), None)
+    rows = []
+    for delivery in deliveries:
+        steps: list[tuple[str, Message]] = []
+        if acceptance is not None:
+            steps.append((acceptance.get_kind_display(), acceptance))
+        for receipt in receipts:
+            if receipt.kind in STEP_KINDS and receipt.recipient.lower() == delivery.recipient.lower():
+                steps.append((receipt.get_kind_display(), receipt))
+        if delivery.receipt is not None and all(r.pk != delivery.receipt_id for _label, r in steps):
+            steps.append((delivery.receipt.get_kind_display(), delivery.receipt))
+        rows.append(DeliveryRow(delivery=delivery, steps=steps))
+    return rows
+
+
 def _shown(message: Message, parsed: ParsedMessage) -> ParsedMessage:
     """What the reader sees: a PEC's original (postacert.eml), but a receipt's own text."""
     return parsed if message.is_receipt else parsed.display
@@ -98,6 +133,11 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         message.seen = True
     parsed = message_parts(_raw(message))
     shown = _shown(message, parsed)
+    deliveries: list[DeliveryRow] = []
+    receipts: list[Message] = []
+    if message.kind == Message.Kind.SUBMITTED:
+        receipts = selectors.receipts_for(message=message)
+        deliveries = delivery_rows(selectors.deliveries_for(message=message), receipts)
     envelope_attachments = parsed.attachments if shown is not parsed else []
     context = {
         "tab": "mail",
@@ -110,10 +150,8 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         "attachments": shown.attachments,
         "envelope_attachments": envelope_attachments,
         "daticert": _daticert(message),
-        "deliveries": selectors.deliveries_for(message=message)
-        if message.kind == Message.Kind.SUBMITTED
-        else [],
-        "receipts": selectors.receipts_for(message=message) if message.kind == Message.Kind.SUBMITTED else [],
+        "deliveries": deliveries,
+        "receipts": receipts,
         "move_form": MoveForm(mailbox=message.mailbox),
         "show_images": request.GET.get("images") == "1",
         "is_sent": message.kind == Message.Kind.SUBMITTED,
