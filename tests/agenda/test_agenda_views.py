@@ -67,6 +67,9 @@ PAGES = [
     ("agenda:settings", []),
 ]
 
+# Pages that take a form POST as well as GET.
+WRITABLE_PAGES = {"agenda:event_create", "agenda:import", "agenda:settings"}
+
 
 def test_it_answers_404_to_charlie_for_every_object_of_alice(objects, charlie_client):
     urls = owned_urls(objects)
@@ -112,6 +115,10 @@ def test_it_refuses_get_on_state_changing_urls(objects, alice_client):
         assert alice_client.get(url).status_code == 405, url
     for name in ("agenda:import_confirm", "agenda:import_cancel", "agenda:calendar_create"):
         assert alice_client.get(reverse(name)).status_code == 405
+    read_only = [reverse(name, args=args) for name, args in PAGES if name not in WRITABLE_PAGES]
+    read_only += [u for u in urls["get"] if not u.endswith("/edit/") and "from-message" not in u]
+    for url in read_only:
+        assert alice_client.post(url).status_code == 405, url
     assert Event.objects.filter(pk=objects["event"].pk).exists() is True
 
 
