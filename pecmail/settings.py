@@ -291,6 +291,19 @@ PEC_MAX_RECIPIENTS = env_int("PEC_MAX_RECIPIENTS", 500)
 # Static routes "domain=host:port,…" for tests and private networks; otherwise MX lookup.
 PEC_ROUTES = dict(item.split("=", 1) for item in env_list("PEC_ROUTES", []))
 PEC_SMTP_BIND = env_str("PEC_SMTP_BIND", "127.0.0.1:2525")
+# Transport (pecmail.transport): STARTTLS certificate of SMTP in (a development one is made
+# under PEC_PKI_DIR when unset), virus scanner ("none", "eicar" test scanner, "clamd"), and the
+# sweeps' timings in seconds (integration tests shorten them).
+PEC_SMTP_TLS_CERT = env_str("PEC_SMTP_TLS_CERT")
+PEC_SMTP_TLS_KEY = env_str("PEC_SMTP_TLS_KEY")
+PEC_VIRUS_SCANNER = env_str("PEC_VIRUS_SCANNER", "none")
+PEC_CLAMD_SOCKET = env_str("PEC_CLAMD_SOCKET")
+PEC_CLAMD_ADDRESS = env_str("PEC_CLAMD_ADDRESS", "127.0.0.1:3310")
+PEC_TRANSPORT_SWEEP_INTERVAL = env_int("PEC_TRANSPORT_SWEEP_INTERVAL", 30)
+PEC_TRANSPORT_SWEEP_GRACE = env_int("PEC_TRANSPORT_SWEEP_GRACE", 120)
+PEC_OUTBOX_RELAY_GRACE = env_int("PEC_OUTBOX_RELAY_GRACE", 30)
+PEC_INBOUND_RETRY_AFTER = env_int("PEC_INBOUND_RETRY_AFTER", 300)
+PEC_SMTP_CLAIM_LEASE = env_int("PEC_SMTP_CLAIM_LEASE", 600)
 PEC_LOG_RETENTION_DAYS = env_int("PEC_LOG_RETENTION_DAYS", 30 * 31)
 PEC_DEMO_PASSWORD = env_str("PEC_DEMO_PASSWORD", "pecmail-demo-2026")
 

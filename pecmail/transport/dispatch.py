@@ -71,9 +71,12 @@ def envelope_dispatch(*, message_id: int, now: dt.datetime | None = None) -> int
     return len(todo)
 
 
-def dispatch_sweep(*, now: dt.datetime | None = None, grace: dt.timedelta = dt.timedelta(minutes=2)) -> int:
+def dispatch_sweep(*, now: dt.datetime | None = None) -> int:
     """Dispatch accepted submissions that still have undispatched remote recipients."""
+    from .outbound import sweep_grace
+
     now = now or timezone.now()
+    grace = sweep_grace()
     candidates = (
         Message.objects.filter(
             kind=Message.Kind.SUBMITTED,

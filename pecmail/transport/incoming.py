@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -255,6 +256,10 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
             moved = Delivery.objects.filter(
                 message=sent, recipient__in=covered, taken_in_charge_at__isnull=True
             ).update(taken_in_charge_at=d.data or now)
+            outcome["taken_in_charge"] = moved
+            if not moved:
+                # Already recorded (a re-run, or a peer resending it): one log row per take-charge.
+                return outcome
             log_append(
                 event="ricevuta-ricevuta",
                 identifier=result.pec_id or f"inbound-{inbound.pk}",
@@ -267,7 +272,6 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
                 details={"kind": result.kind},
                 at=now,
             )
-            outcome["taken_in_charge"] = moved
             return outcome
         if result.kind == "rilevazione-virus":
             recipient = (d.consegna or "").lower()
@@ -389,7 +393,9 @@ def inbound_retry_due(*, now: dt.datetime | None = None, limit: int = 200) -> in
     now = now or timezone.now()
     ids = list(
         InboundMessage.objects.filter(
-            state=InboundMessage.State.RECEIVED, received_at__lte=now - dt.timedelta(minutes=5)
+            state=InboundMessage.State.RECEIVED,
+            received_at__lte=now
+            - dt.timedelta(seconds=float(getattr(settings, "PEC_INBOUND_RETRY_AFTER", 300))),
         ).values_list("id", flat=True)[:limit]
     )
     for inbound_id in ids:

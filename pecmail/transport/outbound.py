@@ -29,8 +29,16 @@ from .services import address_domain, local_domains
 log = logging.getLogger(__name__)
 
 TASK_OUTBOUND_SEND = "transport.outbound_send"
-# A claim older than this belongs to a worker that died mid-send.
-CLAIM_LEASE = dt.timedelta(minutes=10)
+
+
+def claim_lease() -> dt.timedelta:
+    """A claim older than this belongs to a worker that died mid-send."""
+    return dt.timedelta(seconds=float(getattr(settings, "PEC_SMTP_CLAIM_LEASE", 600)))
+
+
+def sweep_grace() -> dt.timedelta:
+    """How late a retry or a dispatch must be before the sweeps redo it."""
+    return dt.timedelta(seconds=float(getattr(settings, "PEC_TRANSPORT_SWEEP_GRACE", 120)))
 
 
 def max_attempts() -> int:
@@ -178,7 +186,7 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
         OutboundMessage.objects.filter(pk=outbound_id)
         .filter(
             Q(state=OutboundMessage.State.QUEUED)
-            | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+            | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - claim_lease())
         )
         .update(state=OutboundMessage.State.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     )
@@ -253,11 +261,11 @@ def outbound_retry_due(*, now: dt.datetime | None = None, limit: int = 200) -> i
     from . import tasks
 
     now = now or timezone.now()
-    grace = dt.timedelta(minutes=2)
+    grace = sweep_grace()
     ids = list(
         OutboundMessage.objects.filter(
             Q(state=OutboundMessage.State.QUEUED, next_attempt_at__lte=now - grace)
-            | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - CLAIM_LEASE)
+            | Q(state=OutboundMessage.State.SENDING, claimed_at__lt=now - claim_lease())
         ).values_list("id", flat=True)[:limit]
     )
     for outbound_id in ids:

@@ -17,8 +17,12 @@ from .models import OutboxItem
 
 log = logging.getLogger(__name__)
 
-# The relay leaves fresh rows to the on-commit fast path to avoid publishing twice in the common case.
-RELAY_GRACE = dt.timedelta(seconds=30)
+
+def relay_grace() -> dt.timedelta:
+    """Fresh rows are left to the on-commit fast path, so the common case publishes once."""
+    from django.conf import settings
+
+    return dt.timedelta(seconds=float(getattr(settings, "PEC_OUTBOX_RELAY_GRACE", 30)))
 
 
 def outbox_add(*, task_name: str, kwargs: dict, publish_on_commit: bool = True) -> OutboxItem:
@@ -59,7 +63,7 @@ def outbox_relay(*, now: dt.datetime | None = None, limit: int = 500) -> int:
     """Publish unpublished rows older than the grace period; return how many were published."""
     now = now or timezone.now()
     ids = list(
-        OutboxItem.objects.filter(published_at__isnull=True, created_at__lte=now - RELAY_GRACE)
+        OutboxItem.objects.filter(published_at__isnull=True, created_at__lte=now - relay_grace())
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )

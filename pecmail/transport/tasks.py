@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from pecmail.celery import app
 
 # Beat entries live with the tasks they schedule.
+_every = float(getattr(settings, "PEC_TRANSPORT_SWEEP_INTERVAL", 30))
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
-    "transport.outbox_relay": {"task": "transport.outbox_relay", "schedule": 30.0},
+    "transport.outbox_relay": {"task": "transport.outbox_relay", "schedule": _every},
     "transport.deadlines_sweep": {"task": "transport.deadlines_sweep", "schedule": 60.0},
 }
 
