@@ -65,13 +65,18 @@ def run() -> int:
             signal.signal(signum, signal.SIG_IGN)
         for _name, child in children:
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                # The leader only: Celery's main process then stops its own pool cleanly.
+                child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for _name, child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                pass
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # whatever the leader left behind
+            except ProcessLookupError:
+                pass
     return exit_code
 
 
