@@ -383,3 +383,18 @@ def test_it_downloads_one_contact_as_vcard_4(alice_client, contact):
     assert response["Content-Type"] == "text/vcard; charset=utf-8"
     body = response.content.decode()
     assert "VERSION:4.0" in body and "EMAIL;TYPE=x-pec:mario@pec.example.it" in body
+
+
+def test_it_files_names_starting_with_a_digit_under_hash_and_filters_by_group(alice_client, alice, group):
+    services.contact_save(
+        owner=alice.owner,
+        fields={"company": "3M Italia"},
+        addresses=[{"address": "a@3m.it", "kind": "email"}],
+        phones=[],
+    )
+    member = make_contact(alice.owner, last="Verdi", address="v@x.it")
+    member.groups.add(group)
+    page = alice_client.get(reverse("contacts:index"), {"letter": "#"}).content.decode()
+    assert "3M Italia" in page and "Mario Verdi" not in page
+    page = alice_client.get(reverse("contacts:index"), {"group": group.pk}).content.decode()
+    assert "Mario Verdi" in page and "3M Italia" not in page
