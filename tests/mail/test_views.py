@@ -409,3 +409,12 @@ def test_it_shows_inline_cid_images_as_data_urls_without_any_request(alice_clien
     stored = services.message_store(mailbox=alice, raw=bytes(msg))
     html = alice_client.get(reverse("mail:body", args=[stored.pk])).content.decode()
     assert 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in html
+
+
+def test_it_tells_an_account_without_a_mailbox_so(client, django_user_model):
+    user = django_user_model.objects.create_user(email="admin@example.org", password="x-long-password-1")
+    client.force_login(user)
+    response = client.get(reverse("mail:index"))
+    assert response.status_code == 200
+    assert "This account has no PEC mailbox." in response.content.decode()
+    assert client.get(reverse("mail:compose")).status_code == 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -34,7 +34,11 @@ HIDE_RECEIPTS_COOKIE = "mail_hide_receipts"
 @require_GET
 @login_required
 def index(request: AuthenticatedHttpRequest) -> HttpResponse:
-    mailbox = selectors.mailbox_for_user(user=request.user)
+    try:
+        mailbox = selectors.mailbox_for_user(user=request.user)
+    except Http404:
+        # An account without a PEC address (an administrator, say) lands here after login.
+        return render(request, "mail/no_mailbox.html", {"tab": "mail"})
     return _folder_page(request, system_folder(mailbox=mailbox, role=Folder.Role.INBOX))
 
 
