@@ -205,3 +205,21 @@ class TestTwoFactor:
             assert client.post(reverse("mfa_authenticate"), {"code": recovery}).status_code == 302
             self.login_again(client, alice, traveller)
             assert client.post(reverse("mfa_authenticate"), {"code": recovery}).status_code == 200
+
+
+def test_it_sends_the_admin_login_through_allauth(client, db):
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    response = client.get(response.url)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_login"))
+
+
+def test_it_opens_the_admin_to_staff_only(client, alice):
+    post_login(client, alice.address, PASSWORD)
+    assert client.get("/admin/", follow=True).status_code == 403
+    alice.owner.is_staff = alice.owner.is_superuser = True
+    alice.owner.save()
+    response = client.get("/admin/")
+    assert response.status_code == 200
+    assert "<script>" not in response.content.decode()  # admin pages also live under the CSP
