@@ -424,6 +424,8 @@ BEGIN:VEVENT\r
 UID:good-1\r
 SUMMARY:<b>Good</b> one\r
 LOCATION:<script>alert(1)</script>\r
+DESCRIPTION:<img src=x onerror=alert(2)>\r
+URL:javascript:alert(3)\r
 DTSTART:20260401T080000Z\r
 DTEND:20260401T090000Z\r
 END:VEVENT\r
@@ -460,6 +462,10 @@ def test_it_imports_part_of_a_file_only_after_the_user_confirms(alice_client, wo
     detail = alice_client.get(reverse("agenda:event_detail", args=[work.events.get().pk])).content.decode()
     assert "&lt;b&gt;Good&lt;/b&gt; one" in detail
     assert "<b>Good</b>" not in detail
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in detail
+    assert "&lt;img src=x onerror=alert(2)&gt;" in detail
+    assert 'href="javascript:' not in detail
+    assert "<script>alert" not in detail and "<img src=x" not in detail
 
 
 def test_it_will_not_import_into_charlie_s_calendar(alice_client, charlie):
