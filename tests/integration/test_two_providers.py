@@ -42,9 +42,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(probe: Callable[[], Any], *, what: str) -> Any:
-    """Return probe()'s first truthy value; fail after DEADLINE_SECONDS."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
+def wait_until(probe: Callable[[], Any], *, what: str, seconds: float = DEADLINE_SECONDS) -> Any:
+    """Return probe()'s first truthy value; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
     last = None
     while time.monotonic() < deadline:
         last = probe()
@@ -62,6 +62,8 @@ class Provider:
         self.database_url = database_url
         self.port = free_port()
         self.routes: dict[str, str] = {}
+        # Overrides for variants (a real broker instead of eager tasks, shorter sweeps…).
+        self.extra_env: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
@@ -82,6 +84,7 @@ class Provider:
         )
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         return env
 
     def manage(self, *args: str) -> str:
@@ -150,7 +153,21 @@ class Sink:
         return "250 OK"
 
 
-def _databases() -> Iterator[tuple[str | None, str | None]]:
+def providers_prepare(a: Provider, b: Provider) -> None:
+    """Databases, identities, each in the other's index, alice at A, bob and carol at B."""
+    for p in (a, b):
+        p.dir.mkdir(parents=True, exist_ok=True)
+        p.manage("migrate", "--noinput")
+        p.manage("pec", "init-provider")
+        p.manage("pec", "index", "export", "--self", "--out", str(p.dir / "self.ldif"))
+    a.manage("pec", "index", "import", str(b.dir / "self.ldif"))
+    b.manage("pec", "index", "import", str(a.dir / "self.ldif"))
+    a.manage("mailbox", "create", "alice@pec-a.test", "--name", "Alice Rossi", "--password", "x-Secret-42")
+    for local in ("bob", "carol"):
+        b.manage("mailbox", "create", f"{local}@pec-b.test", "--password", "x-Secret-42")
+
+
+def databases() -> Iterator[tuple[str | None, str | None]]:
     base = os.environ.get("DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
         yield None, None
@@ -177,26 +194,15 @@ def network(tmp_path_factory) -> Iterator[dict[str, Any]]:
     sink_port = free_port()
     sink_controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
     sink_controller.start()
-    databases = _databases()
-    url_a, url_b = next(databases)
+    dbs = databases()
+    url_a, url_b = next(dbs)
     base = tmp_path_factory.mktemp("two-providers")
     a = Provider(domain="pec-a.test", name="Provider A", directory=base / "a", database_url=url_a)
     b = Provider(domain="pec-b.test", name="Provider B", directory=base / "b", database_url=url_b)
     a.routes = {"pec-b.test": f"127.0.0.1:{b.port}", "mail.test": f"127.0.0.1:{sink_port}"}
     b.routes = {"pec-a.test": f"127.0.0.1:{a.port}", "mail.test": f"127.0.0.1:{sink_port}"}
     try:
-        for p in (a, b):
-            p.dir.mkdir(parents=True, exist_ok=True)
-            p.manage("migrate", "--noinput")
-            p.manage("pec", "init-provider")
-            p.manage("pec", "index", "export", "--self", "--out", str(p.dir / "self.ldif"))
-        a.manage("pec", "index", "import", str(b.dir / "self.ldif"))
-        b.manage("pec", "index", "import", str(a.dir / "self.ldif"))
-        a.manage(
-            "mailbox", "create", "alice@pec-a.test", "--name", "Alice Rossi", "--password", "x-Secret-42"
-        )
-        for local in ("bob", "carol"):
-            b.manage("mailbox", "create", f"{local}@pec-b.test", "--password", "x-Secret-42")
+        providers_prepare(a, b)
         a.start()
         b.start()
         yield {"a": a, "b": b, "sink": sink}
@@ -204,7 +210,7 @@ def network(tmp_path_factory) -> Iterator[dict[str, Any]]:
         a.stop()
         b.stop()
         sink_controller.stop()
-        next(databases, None)
+        next(dbs, None)
 
 
 SUBMIT = """
