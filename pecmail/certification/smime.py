@@ -116,28 +116,29 @@ def assemble_signed_message(
     """
     boundary = new_boundary(entity)
     delimiter = b"--" + boundary.encode("ascii")
-    out = bytearray()
+    head = bytearray()
     for name, value in headers:
         if name.lower() in OWN_HEADERS:
             continue
-        out += _header_line(name, value)
-    out += b"MIME-Version: 1.0" + CRLF
-    out += (
+        head += _header_line(name, value)
+    head += b"MIME-Version: 1.0" + CRLF
+    head += (
         f'Content-Type: multipart/signed; protocol="{protocol}"; micalg="{micalg}";\r\n boundary="{boundary}"'
     ).encode("ascii") + CRLF
-    out += CRLF + PREAMBLE + CRLF + CRLF
-    out += delimiter + CRLF
-    out += entity
+    head += CRLF + PREAMBLE + CRLF + CRLF
+    head += delimiter + CRLF
+    tail = bytearray()
     # The CRLF before a delimiter belongs to the delimiter, not to the signed entity (RFC 2046 §5.1.1).
-    out += CRLF + delimiter + CRLF
-    out += f'Content-Type: {protocol}; name="smime.p7s"'.encode("ascii") + CRLF
-    out += b"Content-Transfer-Encoding: base64" + CRLF
-    out += b'Content-Disposition: attachment; filename="smime.p7s"' + CRLF
-    out += b"Content-Description: S/MIME Cryptographic Signature" + CRLF
-    out += CRLF
-    out += _base64_lines(signature)
-    out += CRLF + delimiter + b"--" + CRLF
-    return bytes(out)
+    tail += CRLF + delimiter + CRLF
+    tail += f'Content-Type: {protocol}; name="smime.p7s"'.encode("ascii") + CRLF
+    tail += b"Content-Transfer-Encoding: base64" + CRLF
+    tail += b'Content-Disposition: attachment; filename="smime.p7s"' + CRLF
+    tail += b"Content-Description: S/MIME Cryptographic Signature" + CRLF
+    tail += CRLF
+    tail += _base64_lines(signature)
+    tail += CRLF + delimiter + b"--" + CRLF
+    # One copy of the (possibly megabytes of) entity, not two.
+    return b"".join((head, entity, tail))
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +216,18 @@ class SignatureResult:
     # Extras: when the signer says it signed, and whether only the CRLF form of the entity matched.
     signing_time: dt.datetime | None = None
     canonicalised: bool = False
-    certificates: tuple[x509.Certificate, ...] = ()
+    # DER of every certificate the signature carries (loaded on demand: only chain checks need them).
+    certificate_ders: tuple[bytes, ...] = ()
+
+    @property
+    def certificates(self) -> tuple[x509.Certificate, ...]:
+        certs = []
+        for der in self.certificate_ders:
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError:
+                continue
+        return tuple(certs)
 
     @property
     def signer_addresses(self) -> list[str]:
@@ -255,14 +267,22 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _WSP = re.compile(rb"[ \t\r\n]+")
 
 
-def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
-    """Split a MIME entity into its header block and body (the body may be empty)."""
-    if entity.startswith((b"\r\n", b"\n")):
-        return b"", entity[2 if entity.startswith(b"\r\n") else 1 :]
+def _header_end(entity: bytes) -> tuple[int, int]:
+    """Return where a MIME entity's header block ends and where its body starts."""
+    if entity.startswith(b"\r\n"):
+        return 0, 2
+    if entity.startswith(b"\n"):
+        return 0, 1
     match = _HEADER_END.search(entity)
     if match is None:
-        return entity, b""
-    return entity[: match.start()], entity[match.end() :]
+        return len(entity), len(entity)
+    return match.start(), match.end()
+
+
+def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
+    """Split a MIME entity into its header block and body (the body may be empty)."""
+    end, body = _header_end(entity)
+    return entity[:end], entity[body:]
 
 
 def _parse_headers(block: bytes) -> Message:
@@ -271,7 +291,7 @@ def _parse_headers(block: bytes) -> Message:
     return BytesParser(policy=compat32).parsebytes(block + b"\n\n", headersonly=True)
 
 
-def _split_multipart(body: bytes, boundary: str) -> tuple[list[bytes], bool, bytes]:
+def _split_multipart(body: bytes, boundary: str, offset: int = 0) -> tuple[list[bytes], bool, bytes]:
     """Return the parts of a multipart body, whether it was closed, and the epilogue.
 
     A delimiter is ``--boundary`` at the start of a line, optionally ``--`` (close), optional
@@ -286,13 +306,13 @@ def _split_multipart(body: bytes, boundary: str) -> tuple[list[bytes], bool, byt
     size = len(body)
     parts: list[bytes] = []
     start: int | None = None
-    pos = 0
+    pos = offset
     while True:
         i = body.find(marker, pos)
         if i < 0:
             break
         pos = i + 1
-        if i > 0 and body[i - 1] != 0x0A:
+        if i > offset and body[i - 1] != 0x0A:
             continue
         j = i + len(marker)
         close = body.startswith(b"--", j)
@@ -309,8 +329,8 @@ def _split_multipart(body: bytes, boundary: str) -> tuple[list[bytes], bool, byt
         else:
             continue
         line_start = i
-        if i > 0:
-            line_start = i - 2 if i >= 2 and body[i - 2] == 0x0D else i - 1
+        if i > offset:
+            line_start = i - 2 if i >= offset + 2 and body[i - 2] == 0x0D else i - 1
         if start is not None:
             parts.append(body[start:line_start])
             if len(parts) > MAX_NESTED_PARTS:
@@ -524,7 +544,9 @@ def _verify_cms(der: bytes, entity: bytes | None, result: SignatureResult) -> No
             raise _Invalid(Problem.MULTIPLE_SIGNERS)
         signer = signers[0]
         # Parse every field outside the certificates now: a malformed unsigned field is still malformed.
-        _ = signed["digest_algorithms"].native, signer.native
+        # (asn1crypto's recursive parse without building .native values: a third of the cost.)
+        signed["digest_algorithms"]._parse_children(recurse=True)
+        signer._parse_children(recurse=True)
         digest = signer["digest_algorithm"]["algorithm"].native
         result.digest_algorithm = digest
         if digest in WEAK_DIGESTS:
@@ -542,9 +564,7 @@ def _verify_cms(der: bytes, entity: bytes | None, result: SignatureResult) -> No
         cert = _signer_certificate(signer, certificates)
         result.signer = cert
         result.signer_sha1 = certificate_sha1(cert)
-        result.certificates = tuple(
-            x509.load_der_x509_certificate(c.chosen.dump()) for c in certificates if c.name == "certificate"
-        )
+        result.certificate_ders = tuple(c.chosen.dump() for c in certificates if c.name == "certificate")
         attrs = signer["signed_attrs"]
         if not attrs:
             raise _Invalid(Problem.NO_SIGNED_ATTRIBUTES)
@@ -669,8 +689,9 @@ def verify(raw: bytes, *, trust: TrustStore, at: dt.datetime | None = None) -> S
 def _verify(raw: bytes, *, trust: TrustStore, at: dt.datetime, result: SignatureResult) -> None:
     if at.tzinfo is None:
         raise ValueError("at must be an aware datetime")
-    headers_block, body = _split_entity(raw)
-    headers = _parse_headers(headers_block)
+    # Offsets, not slices: the body may be megabytes and only the signed part needs copying.
+    headers_end, body_start = _header_end(raw)
+    headers = _parse_headers(raw[:headers_end])
     if len(headers.get_all("Content-Type") or []) > 1:
         result.signed = True
         raise _Invalid(Problem.DUPLICATE_CONTENT_TYPE)
@@ -690,7 +711,7 @@ def _verify(raw: bytes, *, trust: TrustStore, at: dt.datetime, result: Signature
     boundary = headers.get_param("boundary")
     if not isinstance(boundary, str) or not boundary:
         raise _Invalid(Problem.NO_BOUNDARY)
-    parts, closed, epilogue = _split_multipart(body, boundary)
+    parts, closed, epilogue = _split_multipart(raw, boundary, body_start)
     if not closed:
         raise _Invalid(Problem.UNCLOSED)
     if len(parts) != 2:
