@@ -40,7 +40,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-DEVELOPMENT_SECRET_KEY = "pecmail-development-key-never-use-in-production"
+DEVELOPMENT_SECRET_KEY = "pecmail-development-key-never-use-in-production"  # noqa: S105 (public on purpose)
 
 DATA_DIR = Path(env_str("PECMAIL_DATA_DIR", str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -221,7 +221,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # E-mail (notifications to ordinary addresses, password reset).
 _email_backend = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
 _smtp_options = {
     "host": env_str("EMAIL_HOST", "localhost"),

@@ -5,6 +5,7 @@ Each process is a child of this one; Ctrl-C (or any child exiting) stops them al
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,7 +47,7 @@ def run() -> int:
         for name, argv in commands():
             print(f"[devserver] starting {name}: {' '.join(argv[1:])}", flush=True)
             # Own sessions: the terminal's Ctrl-C reaches only us, and we stop the children in order.
-            children.append((name, subprocess.Popen(argv, cwd=ROOT, start_new_session=True)))
+            children.append((name, subprocess.Popen(argv, cwd=ROOT, start_new_session=True)))  # noqa: S603
         web = os.environ.get("PECMAIL_WEB_BIND", "127.0.0.1:8000")
         print(f"\n  pecmail is running: open http://{web}/  (Ctrl-C stops everything)\n", flush=True)
         while True:
@@ -69,14 +70,10 @@ def run() -> int:
                 child.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
         for _name, child in children:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)  # whatever the leader left behind
-            except ProcessLookupError:
-                pass
     return exit_code
 
 

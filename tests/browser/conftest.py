@@ -74,7 +74,9 @@ def _playwright() -> Iterator[object]:
         yield playwright
 
 
-def _page(request: pytest.FixtureRequest, playwright, viewport: dict[str, int], **context_options) -> Iterator:
+def _page(
+    request: pytest.FixtureRequest, playwright, viewport: dict[str, int], **context_options
+) -> Iterator:
     profile = tempfile.mkdtemp(prefix="pecmail-chromium-")
     context = playwright.chromium.launch_persistent_context(
         profile,
@@ -120,7 +122,9 @@ def demo_user(transactional_db):
     from pecmail.mail import services as mail_services
 
     return mail_services.mailbox_create(
-        address=f"alice@{settings.PEC_DOMAIN}", password=settings.PEC_DEMO_PASSWORD, display_name="Alice Rossi"
+        address=f"alice@{settings.PEC_DOMAIN}",
+        password=settings.PEC_DEMO_PASSWORD,
+        display_name="Alice Rossi",
     )
 
 

@@ -7,7 +7,9 @@ pytestmark = pytest.mark.browser
 TABS = ["Messages", "Contacts", "Calendar", "Tasks", "Search", "Options"]
 
 
-def test_it_logs_in_through_the_form_and_shows_six_tabs_on_a_desktop(browser_page, live_server, demo_user, settings):
+def test_it_logs_in_through_the_form_and_shows_six_tabs_on_a_desktop(
+    browser_page, live_server, demo_user, settings
+):
     login(browser_page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
     nav = browser_page.locator("nav.tabs")
     for name in TABS:
@@ -16,7 +18,9 @@ def test_it_logs_in_through_the_form_and_shows_six_tabs_on_a_desktop(browser_pag
     assert no_horizontal_overflow(browser_page) is True
 
 
-def test_it_shows_every_tab_on_a_375px_phone_without_horizontal_overflow(phone_page, live_server, demo_user, settings):
+def test_it_shows_every_tab_on_a_375px_phone_without_horizontal_overflow(
+    phone_page, live_server, demo_user, settings
+):
     login(phone_page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
     nav = phone_page.locator("nav.tabs")
     for name in TABS:

@@ -85,7 +85,8 @@ def test_it_has_no_public_sign_up(client, db):
     assert "Sign Up Closed" in response.content.decode()
     assert "no public sign-up" in response.content.decode()
     response = client.post(
-        "/accounts/signup/", {"email": "eve@pec.localhost", "password1": "x-Long-pass-1", "password2": "x-Long-pass-1"}
+        "/accounts/signup/",
+        {"email": "eve@pec.localhost", "password1": "x-Long-pass-1", "password2": "x-Long-pass-1"},
     )
     from pecmail.accounts.models import User
 
@@ -191,7 +192,9 @@ class TestTwoFactor:
             secret = self.enrol(client, alice)
             self.login_again(client, alice, traveller)
             right = totp(secret, time.time())
-            response = client.post(reverse("mfa_authenticate"), {"code": f"{(int(right) + 1) % 1_000_000:06d}"})
+            response = client.post(
+                reverse("mfa_authenticate"), {"code": f"{(int(right) + 1) % 1_000_000:06d}"}
+            )
             assert response.status_code == 200
             assert response.context["form"].errors
             assert client.get(reverse("mail:index")).status_code == 302

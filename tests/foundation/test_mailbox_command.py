@@ -7,7 +7,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_creates_a_mailbox_with_its_login_and_folders():
-    call_command("mailbox", "create", "dora@pec.localhost", "--password", "a-long-password-1", "--name", "Dora Blu")
+    call_command(
+        "mailbox", "create", "dora@pec.localhost", "--password", "a-long-password-1", "--name", "Dora Blu"
+    )
     mailbox = Mailbox.objects.get(address="dora@pec.localhost")
     assert mailbox.owner.email == "dora@pec.localhost"
     assert mailbox.owner.check_password("a-long-password-1") is True

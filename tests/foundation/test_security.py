@@ -45,7 +45,9 @@ def test_it_flags_demo_mailboxes_when_debug_is_off(settings):
 
 
 def test_it_accepts_demo_addresses_whose_password_was_changed(settings):
-    mailbox = mail_services.mailbox_create(address=f"carol@{settings.PEC_DOMAIN}", password="a-real-Password-2026")
+    mailbox = mail_services.mailbox_create(
+        address=f"carol@{settings.PEC_DOMAIN}", password="a-real-Password-2026"
+    )
     settings.DEBUG = False
     assert check_no_demo_data_in_production() == []
     mailbox.owner.set_password(settings.PEC_DEMO_PASSWORD)

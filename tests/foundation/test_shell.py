@@ -31,7 +31,7 @@ def test_it_shows_six_tabs_and_marks_the_current_one(alice_client, url_name, tab
     response = alice_client.get(reverse(url_name))
     assert response.status_code == 200
     body = response.content.decode()
-    for other_name, _tab, other_english, _it in TABS:
+    for other_name, _tab, _english, _it in TABS:
         assert f'href="{reverse(other_name)}"' in body
     nav = body.split('<nav class="tabs"', 1)[1].split("</nav>", 1)[0]
     assert nav.count('aria-current="page"') == 1
@@ -48,7 +48,9 @@ def test_it_has_a_skip_link_and_a_global_search_box(alice_client):
 
 
 def test_it_switches_the_page_to_italian(alice_client):
-    response = alice_client.post(reverse("set_language"), {"language": "it", "next": reverse("account_change_password")})
+    response = alice_client.post(
+        reverse("set_language"), {"language": "it", "next": reverse("account_change_password")}
+    )
     assert response.status_code == 302
     body = alice_client.get(reverse("account_change_password")).content.decode()
     assert '<html lang="it">' in body
@@ -59,10 +61,14 @@ def test_it_switches_the_page_to_italian(alice_client):
 
 
 def test_it_honours_the_browsers_language(alice_client):
-    body = alice_client.get(reverse("account_change_password"), headers={"accept-language": "it-IT,it;q=0.9"}).content.decode()
+    body = alice_client.get(
+        reverse("account_change_password"), headers={"accept-language": "it-IT,it;q=0.9"}
+    ).content.decode()
     assert '<html lang="it">' in body
     assert ">Contatti</a>" in body
-    body = alice_client.get(reverse("account_change_password"), headers={"accept-language": "de-DE,en;q=0.5"}).content.decode()
+    body = alice_client.get(
+        reverse("account_change_password"), headers={"accept-language": "de-DE,en;q=0.5"}
+    ).content.decode()
     assert '<html lang="en">' in body
 
 
