@@ -345,54 +345,60 @@ def _split_multipart(body: bytes, boundary: str, offset: int = 0) -> tuple[list[
 
 
 def _der_check(data: bytes) -> None:
-    """Walk the TLV structure iteratively: reject nesting deeper than MAX_DER_DEPTH or bad lengths."""
-    ends: list[int | None] = []  # end offsets of open constructed values (None = indefinite length)
-    pos, size = 0, len(data)
+    """Walk the TLV structure iteratively: reject nesting deeper than MAX_DER_DEPTH or bad lengths.
+
+    Runs before asn1crypto (which recurses) sees the bytes, so hostile nesting fails fast here.
+    """
+    size = len(data)
+    pos = 0
+    ends: list[int] = []  # end offset of each open constructed value, -1 for indefinite length
+    limits: list[int] = [size]  # the nearest definite end above: no child may pass it
     while True:
-        while ends and ends[-1] is not None and pos == ends[-1]:
+        while ends and ends[-1] == pos:
             ends.pop()
+            limits.pop()
         if pos >= size:
             break
         if pos + 2 > size:
             raise _Invalid(Problem.ASN1_MALFORMED)
         tag = data[pos]
-        pos += 1
-        if tag == 0 and data[pos] == 0 and ends and ends[-1] is None:
-            pos += 1
+        if tag == 0 and data[pos + 1] == 0 and ends and ends[-1] == -1:
+            pos += 2
             ends.pop()
+            limits.pop()
             continue
+        pos += 1
         if tag & 0x1F == 0x1F:
             while pos < size and data[pos] & 0x80:
                 pos += 1
             pos += 1
-        if pos >= size:
-            raise _Invalid(Problem.ASN1_MALFORMED)
+            if pos >= size:
+                raise _Invalid(Problem.ASN1_MALFORMED)
         first = data[pos]
         pos += 1
-        constructed = bool(tag & 0x20)
-        if first == 0x80:
-            if not constructed:
+        limit = limits[-1]
+        if first < 0x80:
+            end = pos + first
+        elif first == 0x80:
+            if not tag & 0x20:
                 raise _Invalid(Problem.ASN1_MALFORMED)
-            length = None
-        elif first & 0x80:
+            end = -1
+        else:
             count = first & 0x7F
             if count > 4 or pos + count > size:
                 raise _Invalid(Problem.ASN1_MALFORMED)
-            length = int.from_bytes(data[pos : pos + count], "big")
+            end = pos + count + int.from_bytes(data[pos : pos + count], "big")
             pos += count
-        else:
-            length = first
-        end = None if length is None else pos + length
-        parent_end = next((e for e in reversed(ends) if e is not None), size)
-        if end is not None and end > parent_end:
+        if end > limit:
             raise _Invalid(Problem.ASN1_MALFORMED)
-        if constructed:
+        if tag & 0x20:
             ends.append(end)
+            limits.append(limit if end == -1 else end)
             if len(ends) > MAX_DER_DEPTH:
                 raise _Invalid(Problem.ASN1_TOO_DEEP)
         else:
-            pos = end  # type: ignore[assignment]
-    if ends:
+            pos = end
+    if ends or pos != size:
         raise _Invalid(Problem.ASN1_MALFORMED)
 
 
