@@ -54,6 +54,9 @@ def inbound_process(*, inbound_id: int) -> str:
     raw = storage.raw_get(inbound.raw_sha256)
     result = classify(raw, trust=trust_store())
     now = timezone.now()
+    if result.valid and not _signer_manages_sender(raw, result):
+        result.valid = False
+        result.problems.append("the From domain is not managed by the signing provider")
     if result.valid and result.kind == "posta-certificata":
         outcome = _envelope_accept(inbound=inbound, raw=raw, result=result, now=now)
     elif result.valid and result.kind in RECEIPT_KINDS:
@@ -68,6 +71,18 @@ def inbound_process(*, inbound_id: int) -> str:
         outcome=outcome,
     )
     return result.kind
+
+
+def _signer_manages_sender(raw: bytes, result: Classification) -> bool:
+    """SPEC §2.3 check 5: the From domain is one of the signing provider's managedDomains."""
+    provider = result.signature.provider if result.signature else None
+    if provider is None:
+        return False
+    senders = parsing.addresses(parsing.parse_bytes(raw), "From")
+    if len(senders) != 1:
+        return False
+    domain = senders[0][1].rpartition("@")[2].strip().rstrip(".").lower()
+    return domain in {d.lower() for d in provider.domains}
 
 
 def _local_recipients(inbound: InboundMessage) -> list[str]:

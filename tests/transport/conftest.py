@@ -143,7 +143,7 @@ def local_provider(db, settings, _local_pki):
     return identity
 
 
-def register_provider(identity, *, name: str | None = None):
+def register_provider(identity, *, name: str | None = None, domain: str | None = None):
     """List another provider (its certificate and domain) in our providers index."""
     from cryptography.hazmat.primitives import serialization
 
@@ -156,7 +156,7 @@ def register_provider(identity, *, name: str | None = None):
         der=identity.cert.public_bytes(serialization.Encoding.DER),
         sha1=certificate_sha1(identity.cert),
     )
-    ProviderDomain.objects.create(provider=provider, domain=identity.domain)
+    ProviderDomain.objects.create(provider=provider, domain=domain or identity.domain)
     return provider
 
 

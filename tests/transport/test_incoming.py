@@ -16,6 +16,8 @@ from pecmail.transport import incoming, services
 from pecmail.transport.models import InboundDelivery, TakeCharge
 from tests.conftest import make_mailbox
 
+from .conftest import register_provider
+
 DOMAIN = django_settings.PEC_DOMAIN
 
 
@@ -92,7 +94,7 @@ def test_it_does_nothing_twice_when_a_peer_resends_the_same_envelope(
     assert len(routed_sink.messages) == 2
 
 
-@pytest.mark.parametrize("forgery", ["one-byte", "untrusted-ca", "unsigned"])
+@pytest.mark.parametrize("forgery", ["one-byte", "untrusted-ca", "unsigned", "foreign-from-domain"])
 def test_it_wraps_what_is_not_valid_pec_in_an_anomaly_envelope_without_receipts(
     bob, remote_provider, routed_sink, django_capture_on_commit_callbacks, forgery
 ):
@@ -102,6 +104,11 @@ def test_it_wraps_what_is_not_valid_pec_in_an_anomaly_envelope_without_receipts(
     elif forgery == "untrusted-ca":
         impostor = testing.make_identity("pec-a.test", "Provider A", ca_name="impostor CA")
         raw = envelope_from(impostor, to=[bob.address])
+    elif forgery == "foreign-from-domain":
+        # Trusted signer, but it does not manage the domain its envelope comes From.
+        stranger = testing.make_identity("pec-x.test", "Provider X")
+        register_provider(stranger, domain="pec-other.test")
+        raw = envelope_from(stranger, to=[bob.address])
     else:
         raw = original(to=[bob.address], cc=[])
     receive(raw, [bob.address], django_capture_on_commit_callbacks)
