@@ -36,17 +36,18 @@
     var Quill = window.Quill;
     // Inline styles rather than classes: the recipient's mail client has no Quill stylesheet.
     var Size = Quill.import("attributors/style/size");
-    Size.whitelist = ["12px", "16px", "20px", "28px"];
+    // false is the default (no attribute): the pickers then read "Normal" and "Sans Serif".
+    Size.whitelist = ["12px", "20px", "28px"];
     Quill.register(Size, true);
     var Font = Quill.import("attributors/style/font");
-    Font.whitelist = ["sans-serif", "serif", "monospace"];
+    Font.whitelist = ["serif", "monospace"];
     Quill.register(Font, true);
     editorEl.hidden = false;
     quill = new Quill(editorEl, {
       theme: "snow",
       modules: {
         toolbar: [
-          [{ font: Font.whitelist }, { size: Size.whitelist }],
+          [{ font: [false].concat(Font.whitelist) }, { size: ["12px", false, "20px", "28px"] }],
           ["bold", "italic", "underline"],
           [{ list: "ordered" }, { list: "bullet" }],
           ["link", "clean"]

@@ -418,3 +418,8 @@ def test_it_tells_an_account_without_a_mailbox_so(client, django_user_model):
     assert response.status_code == 200
     assert "This account has no PEC mailbox." in response.content.decode()
     assert client.get(reverse("mail:compose")).status_code == 404
+
+
+def test_it_offers_to_show_images_only_when_some_were_withheld(alice_client, alice):
+    local = store(alice, subject="No remote", html="<p>only text</p>")
+    assert "Show images" not in alice_client.get(reverse("mail:read", args=[local.pk])).content.decode()

@@ -133,6 +133,7 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         message.seen = True
     parsed = message_parts(_raw(message))
     shown = _shown(message, parsed)
+    show_images = request.GET.get("images") == "1"
     deliveries: list[DeliveryRow] = []
     receipts: list[Message] = []
     if message.kind == Message.Kind.SUBMITTED:
@@ -153,7 +154,9 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         "deliveries": deliveries,
         "receipts": receipts,
         "move_form": MoveForm(mailbox=message.mailbox),
-        "show_images": request.GET.get("images") == "1",
+        "show_images": show_images,
+        # Counted here too, so the "show images" offer appears only when something was withheld.
+        "blocked_images": 0 if show_images or not shown.html else sanitize_html(shown.html).blocked_images,
         "is_sent": message.kind == Message.Kind.SUBMITTED,
     }
     return render(request, "mail/read.html", context)
