@@ -25,7 +25,8 @@ from pecmail.certification.trust import TrustedProvider, TrustStore
 
 
 @functools.cache
-def test_ca(name: str = "pecmail test") -> tuple[pki.RSAPrivateKey, x509.Certificate]:
+def shared_test_ca(name: str = "pecmail test") -> tuple[pki.RSAPrivateKey, x509.Certificate]:
+    """The CA of test identities, one per name and process (named so that pytest never collects it)."""
     return pki.create_test_ca(
         name,
         not_before=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
@@ -50,7 +51,7 @@ def make_identity(
 
     Without dates the certificate is valid from 2000 to 2099 so that tests may travel in time.
     """
-    ca_key, ca_cert = test_ca(ca_name)
+    ca_key, ca_cert = shared_test_ca(ca_name)
     key, cert = pki.issue_provider_certificate(
         ca_key=ca_key,
         ca_cert=ca_cert,
