@@ -12,7 +12,10 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--max-recipients", type=int, default=None, help="Most RCPT TO per transaction.")
     p.set_defaults(handler=smtpd_command)
 
-    p = subparsers.add_parser("outbox-relay", help="Publish outbox rows a crash left unpublished.")
+    p = subparsers.add_parser(
+        "outbox-relay",
+        help="Publish what a crash left behind: outbox rows, overdue SMTP retries, lost dispatches, unprocessed mail.",
+    )
     p.set_defaults(handler=outbox_relay_command)
 
     p = subparsers.add_parser("deadlines-sweep", help="Emit due 12 h / 24 h delivery notices now.")
@@ -32,9 +35,10 @@ def smtpd_command(command: Any, options: dict[str, Any]) -> None:
 
 
 def outbox_relay_command(command: Any, options: dict[str, Any]) -> None:
-    from pecmail.transport.outbox import outbox_relay
+    from pecmail.transport.tasks import outbox_relay
 
-    command.stdout.write(f"published {outbox_relay()} outbox item(s)")
+    counts = outbox_relay()
+    command.stdout.write(", ".join(f"{name} {n}" for name, n in counts.items()))
 
 
 def deadlines_sweep_command(command: Any, options: dict[str, Any]) -> None:
