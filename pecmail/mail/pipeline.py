@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 # Sent after the commit that accepted a submission: kwargs message_id, remote_recipients.
 envelope_accepted = Signal()
 
+# Sent (inside the storing transaction) when a message is filed in a mailbox's Inbox by any
+# delivery path: local PEC delivery, SMTP in, receipts and notices. kwargs message_id, kind.
+# Receivers must only enqueue work with delay_on_commit (pecmail.options runs rules and notices).
+message_delivered = Signal()
+
 
 def local_domain() -> str:
     return settings.PEC_DOMAIN.lower()

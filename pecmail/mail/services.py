@@ -109,7 +109,7 @@ def message_store(
     values.update(fields)
     if folder is None:
         folder = Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX)
-    return Message.objects.create(
+    message = Message.objects.create(
         mailbox=mailbox,
         folder=folder,
         raw_sha256=sha256,
@@ -118,6 +118,11 @@ def message_store(
         recipient=recipient,
         **values,
     )
+    if folder.role == Folder.Role.INBOX and message.kind != Message.Kind.SUBMITTED:
+        from .pipeline import message_delivered
+
+        message_delivered.send(sender=Message, message_id=message.pk, kind=message.kind)
+    return message
 
 
 def _classification_fields(classification: Any) -> dict[str, Any]:
@@ -162,6 +167,7 @@ def original_build(
     receipt_type: str = "completa",
     in_reply_to: Message | None = None,
     when: datetime | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """The RFC 5322 original message as the client submits it, and its client Message-ID."""
     msg = email.message.EmailMessage(policy=email.policy.SMTP)
@@ -184,6 +190,8 @@ def original_build(
     if confidential:
         msg["Sensitivity"] = "Company-Confidential"
     msg["X-TipoRicevuta"] = receipt_type or "completa"
+    for name, value in (extra_headers or {}).items():
+        msg[name] = value
     msg.set_content(body_text or "")
     if body_html is not None:
         msg.add_alternative(body_html, subtype="html")
@@ -221,6 +229,7 @@ def message_submit(
     bcc: list[str] | tuple[str, ...] = (),
     rcpt: list[str] | None = None,
     in_reply_to: Message | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> Message:
     """Store the original in Sent (kind SUBMITTED) and hand it to the pipeline after commit.
 
@@ -242,6 +251,7 @@ def message_submit(
         confidential=confidential,
         receipt_type=receipt_type,
         in_reply_to=in_reply_to,
+        extra_headers=extra_headers,
     )
     sent = message_store(
         mailbox=mailbox,

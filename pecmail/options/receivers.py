@@ -1,0 +1,50 @@
+"""Signal receivers of the Options tab: they only enqueue work or record a login."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.dispatch import receiver
+
+from pecmail.mail.models import Message
+from pecmail.mail.pipeline import message_delivered
+
+from . import services, tasks
+from .selectors import preferences_for
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(message_delivered, dispatch_uid="options.message_delivered")
+def on_message_delivered(sender: Any, message_id: int, kind: str, **kwargs: Any) -> None:
+    if kind in Message.Kind.values and Message(kind=kind).is_receipt:
+        tasks.receipt_file.delay_on_commit(message_id)
+    tasks.rules_apply.delay_on_commit(message_id)
+    if kind == Message.Kind.CERTIFIED:
+        tasks.notices_send.delay_on_commit(message_id)
+
+
+@receiver(user_logged_in, dispatch_uid="options.user_logged_in")
+def on_user_logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    # A login must never fail because its history or preferences could not be read.
+    try:
+        services.login_event_record(user=user, request=request, success=True)
+        if request is not None:
+            services.session_preferences_apply(request=request, prefs=preferences_for(user))
+    except Exception:  # noqa: BLE001
+        logger.exception("could not record the login of user %s", getattr(user, "pk", None))
+
+
+@receiver(user_login_failed, dispatch_uid="options.user_login_failed")
+def on_user_login_failed(sender: Any, credentials: dict, request: Any = None, **kwargs: Any) -> None:
+    email = str(credentials.get("email") or credentials.get("username") or "").strip()
+    if not email:
+        return
+    try:
+        user = get_user_model().objects.filter(email__iexact=email).first()
+        services.login_event_record(user=user, request=request, success=False)
+    except Exception:  # noqa: BLE001
+        logger.exception("could not record a failed login")
