@@ -300,3 +300,32 @@ def test_it_shows_each_recipients_state_in_the_sent_list(
     page = alice_client.get(reverse("mail:folder", args=[sent_folder.pk])).content.decode()
     assert f'title="{BOB}: Delivered"' in page
     assert f'title="ghost@{DOMAIN}: Not delivered"' in page
+
+
+def options_or_skip():
+    """The Options tab's preferences, when that app provides them."""
+    options = pytest.importorskip("pecmail.options.selectors")
+    if not hasattr(options, "default_receipt_type_for") or not hasattr(options, "signature_for"):
+        pytest.skip("the Options tab has no preferences yet")
+    from pecmail.options.models import Preferences
+
+    return Preferences
+
+
+def test_it_starts_from_the_options_receipt_type_and_signature(alice_client, alice):
+    preferences = options_or_skip()
+    preferences.objects.create(user=alice.owner, receipt_type="breve", signature="Alice Rossi\n<Ufficio>")
+    html = alice_client.get(reverse("mail:compose")).content.decode()
+    assert 'id="receipt-breve" value="breve" checked' in html
+    assert "-- \nAlice Rossi\n&lt;Ufficio&gt;</textarea>" in html
+    assert "&lt;p&gt;-- &lt;br&gt;Alice Rossi&lt;br&gt;&amp;lt;Ufficio&amp;gt;&lt;/p&gt;" in html
+
+
+def test_it_pages_the_list_by_the_options_page_size(alice_client, alice):
+    preferences = options_or_skip()
+    preferences.objects.create(user=alice.owner, page_size=10)
+    for i in range(12):
+        store(alice, subject=f"m{i}", text=str(i))
+    response = alice_client.get(reverse("mail:index"))
+    assert len(response.context["rows"]) == 10
+    assert response.context["older_url"] != ""

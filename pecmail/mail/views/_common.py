@@ -91,3 +91,38 @@ def attach_deliveries(rows: list[Message]) -> None:
         by_message[delivery.message_id].append(delivery)
     for row in rows:
         row.delivery_list = by_message[row.pk]
+
+
+# --- Preferences from the Options tab (read through its selectors when that app provides them) ---
+
+
+def _options_selectors():
+    try:
+        from pecmail.options import selectors as options  # noqa: PLC0415 - optional neighbour app
+    except ImportError:
+        return None
+    return options
+
+
+def page_size_for(user) -> int:
+    options = _options_selectors()
+    if options is None or not hasattr(options, "page_size_for"):
+        return PAGE_SIZE
+    return max(1, min(int(options.page_size_for(user)), 200))
+
+
+def default_receipt_type_for(user) -> str:
+    options = _options_selectors()
+    if options is None or not hasattr(options, "default_receipt_type_for"):
+        return Message.ReceiptType.COMPLETE
+    value = options.default_receipt_type_for(user)
+    return value if value in ("completa", "breve", "sintetica") else Message.ReceiptType.COMPLETE
+
+
+def signature_for(mailbox: Mailbox) -> tuple[str, bool]:
+    """(signature, is_html) the user set in Options; ("", False) when none."""
+    options = _options_selectors()
+    if options is None or not hasattr(options, "signature_for"):
+        return "", False
+    text, is_html = options.signature_for(mailbox)
+    return text or "", bool(is_html)

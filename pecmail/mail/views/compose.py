@@ -22,10 +22,16 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 from .. import selectors, services
 from ..forms import ComposeForm
 from ..models import Draft, Folder, Mailbox, Message
-from ..parsing import message_parts
+from ..parsing import html_to_text, message_parts
 from ..sanitize import sanitize_html
 from ..storage import RawMissing, raw_get
-from ._common import folders_sidebar, optional_url, system_folder
+from ._common import (
+    default_receipt_type_for,
+    folders_sidebar,
+    optional_url,
+    signature_for,
+    system_folder,
+)
 
 
 def quill_available() -> bool:
@@ -76,7 +82,13 @@ def compose(request: AuthenticatedHttpRequest) -> HttpResponse:
     mailbox = selectors.mailbox_for_user(user=request.user)
     if request.method == "POST":
         return _save(request, mailbox=mailbox, draft=None)
-    initial = {"to": request.GET.get("to", ""), "receipt_type": Message.ReceiptType.COMPLETE}
+    sig_html, sig_text = _signature(mailbox)
+    initial = {
+        "to": request.GET.get("to", ""),
+        "receipt_type": default_receipt_type_for(request.user),
+        "body_html": sig_html,
+        "body_text": sig_text,
+    }
     return _page(request, mailbox=mailbox, form=ComposeForm(initial=initial), draft=None)
 
 
@@ -239,6 +251,18 @@ def _original(message: Message) -> tuple[str, str, str, list[str], list[str]]:
     return shown.subject or message.subject, sender, shown.text, shown.to, shown.cc
 
 
+def _signature(mailbox: Mailbox) -> tuple[str, str]:
+    """The Options signature as (HTML, text) to start a new body with; ("", "") when none."""
+    signature, is_html = signature_for(mailbox)
+    if not signature.strip():
+        return "", ""
+    if is_html:
+        html = sanitize_html(signature, show_remote_images=True).html
+        return f"<p><br></p><p>-- </p>{html}", "\n\n-- \n" + html_to_text(html)
+    lines = "<br>".join(escape(line) for line in signature.splitlines())
+    return f"<p><br></p><p>-- <br>{lines}</p>", f"\n\n-- \n{signature}"
+
+
 def _prefixed(prefix: str, subject: str) -> str:
     return subject if subject.lower().startswith(prefix.lower()) else f"{prefix} {subject}".strip()
 
@@ -277,9 +301,9 @@ def reply(request: AuthenticatedHttpRequest, message_id: int, everyone: bool = F
         "cc": ", ".join(copies),
         "subject": _prefixed("Re:", subject),
         "body_format": "html",
-        "body_html": _quote_html(sender, message.date, text),
-        "body_text": _quote_text(sender, message.date, text),
-        "receipt_type": Message.ReceiptType.COMPLETE,
+        "body_html": _signature(mailbox)[0] + _quote_html(sender, message.date, text),
+        "body_text": _signature(mailbox)[1] + _quote_text(sender, message.date, text),
+        "receipt_type": default_receipt_type_for(request.user),
         "in_reply_to": message.pk,
     }
     return _page(request, mailbox=mailbox, form=ComposeForm(initial=initial), draft=None, reply_to=message)
@@ -293,7 +317,9 @@ def forward(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     initial = {
         "subject": _prefixed("Fwd:", subject),
         "body_format": "html",
-        "receipt_type": Message.ReceiptType.COMPLETE,
+        "body_html": _signature(message.mailbox)[0],
+        "body_text": _signature(message.mailbox)[1],
+        "receipt_type": default_receipt_type_for(request.user),
         "forward_of": message.pk,
     }
     return _page(

@@ -18,13 +18,13 @@ from .. import selectors, services
 from ..forms import BulkForm, FolderForm
 from ..models import Draft, Folder, Message
 from ._common import (
-    PAGE_SIZE,
     attach_deliveries,
     cursor_decode,
     cursor_encode,
     draft_page,
     folders_sidebar,
     message_page,
+    page_size_for,
     system_folder,
 )
 
@@ -53,19 +53,18 @@ def _folder_page(
 ) -> HttpResponse:
     mailbox = folder.mailbox
     before = cursor_decode(request.GET.get("before"))
+    size = page_size_for(request.user)
     hide_receipts = _hide_receipts(request, folder)
     drafts: list[Draft] = []
     rows: list[Message] = []
     if folder.role == Folder.Role.DRAFTS:
-        drafts = draft_page(mailbox=mailbox, before=before, limit=PAGE_SIZE + 1)
-        page, more = drafts[:PAGE_SIZE], len(drafts) > PAGE_SIZE
+        drafts = draft_page(mailbox=mailbox, before=before, limit=size + 1)
+        page, more = drafts[:size], len(drafts) > size
         last = (page[-1].updated_at, page[-1].pk) if page and more else None
         drafts = page
     else:
-        rows = message_page(
-            folder=folder, before=before, limit=PAGE_SIZE + 1, hide_folded_receipts=hide_receipts
-        )
-        page, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+        rows = message_page(folder=folder, before=before, limit=size + 1, hide_folded_receipts=hide_receipts)
+        page, more = rows[:size], len(rows) > size
         last = (page[-1].date, page[-1].pk) if page and more else None
         rows = page
         if folder.role == Folder.Role.SENT:
