@@ -72,6 +72,7 @@ def test_it_runs_a_task_on_a_real_worker_over_the_filesystem_broker(tmp_path):
         broker_transport_options={
             "data_folder_in": str(broker_dir),
             "data_folder_out": str(broker_dir),
+            "control_folder": str(broker_dir.parent / "control"),
             "store_processed": False,
         },
         result_backend=env["CELERY_RESULT_BACKEND"],
