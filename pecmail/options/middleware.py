@@ -36,6 +36,9 @@ class UserPreferencesMiddleware:
             translation.activate(language)
             request.LANGUAGE_CODE = language
         response = self.get_response(request)
+        if not language and session is not None:
+            # Set during this request (a login, or saving Options): its response carries the cookie.
+            language = session.pop("pecmail_language", "")
         if language and language in dict(settings.LANGUAGES):
             response.set_cookie(
                 settings.LANGUAGE_COOKIE_NAME,

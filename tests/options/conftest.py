@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.utils import timezone, translation
 
 from pecmail.mail import services as mail_services
 from pecmail.mail.models import Folder, Message
 from tests.mail.conftest import _provider_dir, provider  # noqa: F401 - fixtures reused as they are
 
 DOMAIN = django_settings.PEC_DOMAIN
+
+
+@pytest.fixture(autouse=True)
+def _reset_locale():
+    """Pages in Italian or another time zone must not leak into the next test's thread state."""
+    yield
+    translation.deactivate()
+    timezone.deactivate()
 
 
 @pytest.fixture
