@@ -16,10 +16,11 @@ from typing import Any
 
 from django.db import connection
 
+from . import fts5
 from . import query as q
 
-DOC = "search_messagesearchdocument"
-FTS = "search_message_fts"
+DOC = fts5.DOC
+FTS = fts5.FTS
 MESSAGE = "mail_message"
 
 ORDER_DATE = "date"

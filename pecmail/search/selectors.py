@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString
@@ -24,7 +25,7 @@ from pecmail.todos.models import Task
 from . import query as q
 from .backends import ORDER_DATE, ORDER_RELEVANCE, Cursor, MessageFilters, backend_for_connection
 
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # settings.SEARCH_PAGE_SIZE overrides it
 MAX_PAGE_SIZE = 200
 OTHER_LIMIT = 20
 # The other tabs' searches join once per word: a handful of distinct words is plenty.
@@ -101,7 +102,7 @@ def message_search(
     filters: MessageFilters | None = None,
     order: str = ORDER_DATE,
     cursor: str = "",
-    limit: int = PAGE_SIZE,
+    limit: int | None = None,
 ) -> MessagePage:
     """One page of the user's messages matching ``text`` and ``filters``.
 
@@ -113,6 +114,8 @@ def message_search(
     mailbox_ids = user_mailbox_ids(user=user)
     if not mailbox_ids:
         return MessagePage()
+    if limit is None:
+        limit = getattr(settings, "SEARCH_PAGE_SIZE", PAGE_SIZE)
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     order = order if order in (ORDER_DATE, ORDER_RELEVANCE) else ORDER_DATE
     raw_hits = backend_for_connection().search(
@@ -158,7 +161,7 @@ def search_all(
     filters: MessageFilters | None = None,
     order: str = ORDER_DATE,
     cursor: str = "",
-    limit: int = PAGE_SIZE,
+    limit: int | None = None,
 ) -> SearchResults:
     """Messages (one page), and on the first page the user's contacts, events and tasks.
 

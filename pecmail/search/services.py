@@ -11,8 +11,9 @@ from django.db import DatabaseError, connection, transaction
 from pecmail.mail import parsing, storage
 from pecmail.mail.models import Message
 
+from . import fts5
 from . import query as q
-from .backends import FTS, backend_for_connection
+from .backends import backend_for_connection
 from .models import MessageSearchDocument
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,21 @@ def index_rebuild(
     calling ``progress(done, total)`` after each. Documents of messages gone are dropped.
     """
     batch_size = max(1, int(batch_size))
+    sqlite = connection.vendor == "sqlite"
+    if sqlite:
+        # Rewrite the documents without the triggers; the FTS5 structure is rebuilt at the end.
+        _execute(fts5.drop_triggers_sql())
+    try:
+        done = _rebuild_documents(batch_size=batch_size, progress=progress)
+    finally:
+        if sqlite:
+            # Even after a failure: the triggers come back and FTS5 matches the table again.
+            with transaction.atomic():
+                _execute([*fts5.create_triggers_sql(), fts5.REBUILD_SQL])
+    return done
+
+
+def _rebuild_documents(*, batch_size: int, progress: Callable[[int, int], None] | None) -> int:
     total = Message.objects.count()
     done = 0
     last_id = 0
@@ -120,11 +136,13 @@ def index_rebuild(
         if progress is not None:
             progress(done, max(total, done))
     MessageSearchDocument.objects.exclude(message_id__in=Message.objects.values("pk")).delete()
-    if connection.vendor == "sqlite":
-        with connection.cursor() as db:
-            # Rebuild the FTS5 structure from the document table, whatever drifted.
-            db.execute(f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')")  # noqa: S608
     return done
+
+
+def _execute(statements: list[str]) -> None:
+    with connection.cursor() as db:
+        for statement in statements:
+            db.execute(statement)
 
 
 def _index_batch(messages: Iterable[Message]) -> None:

@@ -14,9 +14,9 @@ Other vendors get nothing here; pecmail.search.backends refuses them.
 
 from django.db import DatabaseError, migrations, transaction
 
-DOC = "search_messagesearchdocument"
-FTS = "search_message_fts"
-FTS_COLUMNS = ("subject", "addresses", "body", "attachments")
+from pecmail.search import fts5
+
+DOC = fts5.DOC
 WORD_TOKENS = "asciiword, asciihword, hword_asciipart, word, hword, hword_part"
 
 
@@ -62,26 +62,17 @@ def _pg_backward(schema_editor) -> None:
 
 
 def _sqlite_forward(schema_editor) -> None:
-    columns = ", ".join(FTS_COLUMNS)
-    new = ", ".join(f"new.{c}" for c in FTS_COLUMNS)
-    old = ", ".join(f"old.{c}" for c in FTS_COLUMNS)
-    delete_old = f"INSERT INTO {FTS}({FTS}, rowid, {columns}) VALUES ('delete', old.message_id, {old});"
-    insert_new = f"INSERT INTO {FTS}(rowid, {columns}) VALUES (new.message_id, {new});"
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE VIRTUAL TABLE {FTS} USING fts5({columns}, content='{DOC}', content_rowid='message_id', "
-            "tokenize='unicode61 remove_diacritics 2')"
-        )
-        cursor.execute(f"CREATE TRIGGER search_doc_ai AFTER INSERT ON {DOC} BEGIN {insert_new} END")
-        cursor.execute(f"CREATE TRIGGER search_doc_ad AFTER DELETE ON {DOC} BEGIN {delete_old} END")
-        cursor.execute(f"CREATE TRIGGER search_doc_au AFTER UPDATE ON {DOC} BEGIN {delete_old} {insert_new} END")
+        cursor.execute(fts5.create_table_sql())
+        for statement in fts5.create_triggers_sql():
+            cursor.execute(statement)
 
 
 def _sqlite_backward(schema_editor) -> None:
     with schema_editor.connection.cursor() as cursor:
-        for trigger in ("search_doc_ai", "search_doc_ad", "search_doc_au"):
-            cursor.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-        cursor.execute(f"DROP TABLE IF EXISTS {FTS}")
+        for statement in fts5.drop_triggers_sql():
+            cursor.execute(statement)
+        cursor.execute(f"DROP TABLE IF EXISTS {fts5.FTS}")
 
 
 def forward(apps, schema_editor) -> None:
