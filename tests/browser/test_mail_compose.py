@@ -84,6 +84,8 @@ def test_it_moves_through_the_list_with_j_k_and_opens_with_enter(browser_page, l
     store(alice, subject="Newer one", text="n", date=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
     page = browser_page
     login(page, live_server, alice.address, PASSWORD)
+    # The shortcuts live in a deferred script: wait until it has run.
+    page.wait_for_load_state("load")
     page.locator("body").press("j")
     expect(page.locator(".msg-row.current")).to_contain_text("Newer one")
     page.keyboard.press("j")
@@ -92,12 +94,14 @@ def test_it_moves_through_the_list_with_j_k_and_opens_with_enter(browser_page, l
     expect(page.locator(".msg-row.current")).to_contain_text("Newer one")
     page.keyboard.press("Enter")
     expect(page.locator("#msg-subject")).to_contain_text("Newer one")
+    page.wait_for_load_state("load")
     page.keyboard.press("r")
     page.wait_for_url(re.compile(r"/reply/$"))
     expect(page.get_by_label("Subject", exact=True)).to_have_value("Re: Newer one")
     page.go_back()
     page.keyboard.press("#")
     expect(page.locator(".flash")).to_contain_text("Message moved to the Trash.")
+    page.wait_for_load_state("load")
     page.keyboard.press("/")
     expect(page.locator("#mail-search-q")).to_be_focused()
 

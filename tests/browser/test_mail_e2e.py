@@ -179,11 +179,14 @@ def test_it_composes_full_screen_on_a_phone(phone_page, live_server, people):
 def test_it_lists_the_shortcuts_under_the_question_mark(browser_page, live_server, people):
     page = browser_page
     login(page, live_server, people["alice"].address, PASSWORD)
+    # The shortcuts live in a deferred script: wait until it has run.
+    page.wait_for_load_state("load")
     page.locator("body").press("?")
     dialog = page.locator("#shortcut-help")
     expect(dialog).to_be_visible()
     for key in ("j", "k", "Enter", "c", "r", "#", "/"):
         expect(dialog.locator("kbd", has_text=key).first).to_be_visible()
     dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
     page.keyboard.press("c")
     page.wait_for_url("**/messages/compose/")
