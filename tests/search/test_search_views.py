@@ -123,3 +123,13 @@ def test_it_never_fails_on_hostile_input(alice_client, alice, text):
     store(alice, subject="a b", text="x")
     response = alice_client.get(URL, {"q": text, "sender": text[:300], "order": "relevance"})
     assert response.status_code in (200, 422)
+
+
+def test_it_speaks_italian(alice_client, alice):
+    store(alice, subject="Fattura", text="x", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
+    alice_client.cookies["django_language"] = "it"
+    response = alice_client.get(URL, {"q": "fattura"}, HTTP_ACCEPT_LANGUAGE="it")
+    body = response.content.decode()
+    assert "Prima i più recenti" in body
+    assert 'Usa le "virgolette"' in body
+    assert "1 allegato" in body
