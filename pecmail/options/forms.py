@@ -48,7 +48,9 @@ class GeneralForm(forms.Form):
     page_size = forms.TypedChoiceField(
         label=_("Messages per page"), coerce=int, choices=[(n, str(n)) for n in Preferences.PAGE_SIZES]
     )
-    receipt_type = forms.ChoiceField(label=_("Default receipt type"), choices=Preferences.ReceiptType.choices)
+    receipt_type = forms.ChoiceField(
+        label=_("Default receipt type"), choices=Preferences._meta.get_field("receipt_type").choices
+    )
     reading_pane = forms.ChoiceField(label=_("Reading pane"), choices=Preferences.ReadingPane.choices)
     receipts = forms.ChoiceField(label=_("Receipts"), choices=Preferences.Receipts.choices)
 

@@ -21,11 +21,6 @@ class Preferences(models.Model):
         GROUPED = "grouped", _("Grouped under their message")
         FOLDER = "folder", _("Filed in a Receipts folder")
 
-    class ReceiptType(models.TextChoices):
-        COMPLETE = "completa", _("Complete")
-        SHORT = "breve", _("Short")
-        SYNTHETIC = "sintetica", _("Synthetic")
-
     PAGE_SIZES = (10, 25, 50, 100)
 
     user = models.OneToOneField(
@@ -38,8 +33,12 @@ class Preferences(models.Model):
     page_size = models.PositiveSmallIntegerField(
         _("messages per page"), default=50, choices=[(n, str(n)) for n in PAGE_SIZES]
     )
+    # The PEC receipt types (Message.ReceiptType without its "none").
     receipt_type = models.CharField(
-        _("default receipt type"), max_length=10, choices=ReceiptType.choices, default=ReceiptType.COMPLETE
+        _("default receipt type"),
+        max_length=10,
+        choices=[c for c in Message.ReceiptType.choices if c[0]],
+        default=Message.ReceiptType.COMPLETE,
     )
     reading_pane = models.CharField(
         _("reading pane"), max_length=10, choices=ReadingPane.choices, default=ReadingPane.RIGHT

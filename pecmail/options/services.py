@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -450,6 +451,10 @@ def login_event_record(*, user: User | None, request: HttpRequest | None, succes
             validate_ipv46_address(ip)
     except ValidationError:
         ip = None
-    return LoginEvent.objects.create(
+    event = LoginEvent.objects.create(
         user=user, success=success, ip=ip, user_agent=str(meta.get("HTTP_USER_AGENT", ""))[:300]
     )
+    # The history is for the user to spot strangers, not an audit log: old rows go.
+    keep_days = getattr(settings, "PECMAIL_LOGIN_HISTORY_DAYS", 90)
+    LoginEvent.objects.filter(user=user, at__lt=timezone.now() - timedelta(days=keep_days)).delete()
+    return event

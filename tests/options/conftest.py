@@ -8,6 +8,7 @@ from django.utils import timezone, translation
 
 from pecmail.mail import services as mail_services
 from pecmail.mail.models import Folder, Message
+from tests.browser.conftest import _playwright, browser_page, demo_user, phone_page  # noqa: F401 - reused
 from tests.mail.conftest import _provider_dir, provider  # noqa: F401 - fixtures reused as they are
 
 DOMAIN = django_settings.PEC_DOMAIN

@@ -7,14 +7,7 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from pecmail.options.models import Rule
-from tests.browser.conftest import (  # noqa: F401 - fixtures reused as they are
-    _playwright,
-    browser_page,
-    demo_user,
-    login,
-    no_horizontal_overflow,
-    phone_page,
-)
+from tests.browser.conftest import login, no_horizontal_overflow
 
 pytestmark = pytest.mark.browser
 

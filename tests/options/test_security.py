@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from pecmail.options.models import LoginEvent
 from tests.conftest import PASSWORD
@@ -75,3 +77,11 @@ def test_it_asks_anonymous_users_to_log_in(client):
 
 def test_it_refuses_post(alice_client):
     assert alice_client.post(reverse("options:security")).status_code == 405
+
+
+def test_it_forgets_logins_older_than_ninety_days(client, alice):
+    with time_machine.travel(timezone.now() - timezone.timedelta(days=91)):
+        login(client, alice.address, ip="203.0.113.90")
+    client.logout()
+    login(client, alice.address, ip="203.0.113.91")
+    assert list(LoginEvent.objects.filter(user=alice.owner).values_list("ip", flat=True)) == ["203.0.113.91"]
