@@ -24,7 +24,12 @@ def test_it_adds_a_forward_rule_with_the_seed_labels(browser_page, live_server, 
     form = page.locator("#new-rule")
     expect(form.get_by_role("heading", name="New rule")).to_be_visible()
     form.get_by_label("Rule name").fill("Copia in ufficio")
+    # The match and text fields show only for a condition that needs them (static/js/options.js).
+    expect(form.get_by_label("Text")).to_be_hidden()
+    form.get_by_label("Select").select_option(label="Subject")
+    expect(form.get_by_label("Text")).to_be_visible()
     form.get_by_label("Select").select_option(label="All messages")
+    expect(form.get_by_label("Text")).to_be_hidden()
     form.get_by_label("Forward to address").fill("ufficio@example.com")
     form.get_by_label("Active").check()
     form.get_by_role("button", name="Add rule").click()
