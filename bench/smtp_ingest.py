@@ -12,8 +12,10 @@ commit (raw bytes + inbound row + log row + outbox row). Follow-up processing is
 queued (no worker runs), so only ingest is measured. Uses SQLite unless DATABASE_URL is set
 (then a throw-away PostgreSQL database is created next to it).
 
-The end-to-end figures of issue 5 (submit → delivery receipt p50/p99 at 20 and 50 msg/s with
-a real worker) are not measured here yet.
+``--e2e`` measures instead end to end between two instances (pec-a.test → pec-b.test, each
+with ``pec smtpd``, a Celery worker and beat on its own Redis database 13/14 of REDIS_URL):
+alice submits at a steady ``BENCH_RATES`` (default "20,50") messages per second for
+``BENCH_SECONDS``; printed are p50/p99 of submit → delivery receipt filed (target p99 < 10 s).
 """
 
 from __future__ import annotations
@@ -231,5 +233,89 @@ def main() -> None:
     print(f"stored inbound rows / outbox rows (incl. warm-up): {json.loads(stored.strip().splitlines()[-1])}")
 
 
+PACED_SUBMIT = """
+import json, time
+from pecmail.mail.models import Mailbox
+from pecmail.mail.services import message_submit
+alice = Mailbox.objects.get(address="alice@pec-a.test")
+start = time.monotonic()
+for i in range({count}):
+    delay = start + i / {rate} - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    message_submit(mailbox=alice, to=["bob@pec-b.test"], cc=[], subject="{tag} %d" % i,
+                   body_text="Testo.", body_html=None, attachments=[])
+print(json.dumps(time.monotonic() - start))
+"""
+
+LATENCIES = """
+import json
+from pecmail.mail.models import Delivery
+rows = Delivery.objects.filter(message__subject__startswith="{tag} ").select_related("message", "receipt")
+out = [(d.receipt.created_at - d.message.created_at).total_seconds() for d in rows if d.receipt_id]
+print(json.dumps({{"total": rows.count(), "latencies": out}}))
+"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def end_to_end() -> None:
+    from tests.integration.test_two_providers import Provider, databases, providers_prepare
+    from tests.integration.test_two_providers_crash import Worker, redis_flush, redis_url
+
+    if not os.environ.get("REDIS_URL"):
+        raise SystemExit("--e2e needs REDIS_URL (a real broker for the workers)")
+    rates = [int(r) for r in os.environ.get("BENCH_RATES", "20,50").split(",")]
+    dbs = databases()
+    url_a, url_b = next(dbs)
+    with tempfile.TemporaryDirectory(prefix="pecmail-e2e-") as tmp:
+        a = Provider(domain="pec-a.test", name="Provider A", directory=Path(tmp) / "a", database_url=url_a)
+        b = Provider(domain="pec-b.test", name="Provider B", directory=Path(tmp) / "b", database_url=url_b)
+        a.routes = {"pec-b.test": f"127.0.0.1:{b.port}"}
+        b.routes = {"pec-a.test": f"127.0.0.1:{a.port}"}
+        a.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(13)}
+        b.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(14)}
+        for p in (a, b):
+            redis_flush(p.extra_env["REDIS_URL"])
+        workers = [Worker(a, "bench-a"), Worker(b, "bench-b")]
+        try:
+            providers_prepare(a, b)
+            a.start()
+            b.start()
+            for worker in workers:
+                worker.start()
+            for rate in rates:
+                tag = f"e2e-{rate}-{uuid.uuid4().hex[:6]}"
+                count = int(rate * SECONDS)
+                took = a.python(PACED_SUBMIT.format(count=count, rate=rate, tag=tag))
+                deadline = time.monotonic() + 300
+                while True:
+                    state = a.python(LATENCIES.format(tag=tag))
+                    if len(state["latencies"]) >= count or time.monotonic() > deadline:
+                        break
+                    time.sleep(2)
+                lat = state["latencies"]
+                print(
+                    f"{rate:3d} msg/s offered ({count / took:.1f} achieved): {len(lat)}/{count} receipts, "
+                    + (
+                        f"p50 {percentile(lat, 0.5):.2f} s, p99 {percentile(lat, 0.99):.2f} s"
+                        if lat
+                        else "none"
+                    )
+                )
+        finally:
+            for worker in workers:
+                worker.stop()
+            a.stop()
+            b.stop()
+            next(dbs, None)
+
+
 if __name__ == "__main__":
-    main()
+    if "--e2e" in sys.argv:
+        end_to_end()
+    else:
+        main()

@@ -24,7 +24,9 @@ from tests.integration.test_two_providers import PY, ROOT, Provider, databases, 
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (real brokers for the workers)"),
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (real brokers for the workers)"
+    ),
 ]
 
 MESSAGES = int(os.environ.get("PEC_CRASH_MESSAGES", "200"))
@@ -55,7 +57,12 @@ class Worker:
     def _spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
         handle = open(self.provider.dir / log, "ab")  # noqa: SIM115 - lives as long as the process
         return subprocess.Popen(
-            argv, cwd=ROOT, env=self.provider.env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            cwd=ROOT,
+            env=self.provider.env(),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def start(self) -> None:
@@ -200,7 +207,10 @@ def test_it_loses_and_doubles_nothing_when_workers_die_and_redis_is_flushed(tmp_
         worker_a.start()
         wait_until(lambda: progress()["submitted"] >= MESSAGES // 2, what="half submitted")
         redis_flush(a.extra_env["REDIS_URL"])
-        wait_until(lambda: progress()["accepted"] >= (3 * MESSAGES) // 4, what="three quarters accepted")
+        # Tasks flushed away come back through the sweeps (MAIL-CORE's after two minutes).
+        wait_until(
+            lambda: progress()["accepted"] >= (3 * MESSAGES) // 4, what="three quarters accepted", seconds=600
+        )
         worker_a.kill()
         worker_a.start()
         assert submitter.wait(timeout=600) == 0, (a.dir / "submit.log").read_text()[-3000:]
