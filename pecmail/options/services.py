@@ -80,6 +80,15 @@ def mailbox_settings_update(*, mailbox: Mailbox, display_name: str, accept_ordin
     return mailbox
 
 
+@transaction.atomic
+def general_update(*, mailbox: Mailbox, data: dict[str, Any]) -> Preferences:
+    """Save the General page: the mailbox's sender settings and its owner's preferences."""
+    mailbox_settings_update(
+        mailbox=mailbox, display_name=data["display_name"], accept_ordinary_mail=data["accept_ordinary_mail"]
+    )
+    return preferences_update(user=mailbox.owner, **{name: data[name] for name in PREFERENCE_FIELDS})
+
+
 def session_preferences_apply(*, request: HttpRequest, prefs: Preferences) -> None:
     """Remember language and time zone in the session; the options middleware applies them."""
     session = getattr(request, "session", None)

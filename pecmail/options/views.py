@@ -40,13 +40,7 @@ def index(request: AuthenticatedHttpRequest) -> HttpResponse:
             {"form": form, "section": "general", "mailbox": mailbox},
             status=422,
         )
-    data = form.cleaned_data
-    services.mailbox_settings_update(
-        mailbox=mailbox, display_name=data["display_name"], accept_ordinary_mail=data["accept_ordinary_mail"]
-    )
-    prefs = services.preferences_update(
-        user=request.user, **{name: data[name] for name in services.PREFERENCE_FIELDS}
-    )
+    prefs = services.general_update(mailbox=mailbox, data=form.cleaned_data)
     services.session_preferences_apply(request=request, prefs=prefs)
     messages.success(request, _("Options saved."))
     response = redirect("options:index")
