@@ -260,10 +260,11 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
     provider_name = result.signature.provider.name if result.signature and result.signature.provider else ""
     sent = _referenced_sent(result)
     if sent is None:
-        outcome["error"] = "no sent message with that identifier"
+        # The Sent copy is gone (deleted) or never existed: a receipt for a user is still theirs.
         log.warning(
             "inbound %s: %s for an unknown message %s", inbound.pk, result.kind, result.referenced_ids
         )
+        outcome["unlinked"] = _receipt_file_unlinked(inbound=inbound, raw=raw, result=result)
         return outcome
     with transaction.atomic():
         if result.kind == "presa-in-carico":
@@ -346,6 +347,32 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
         )
         outcome["stored"] = stored.pk
     return outcome
+
+
+def _receipt_file_unlinked(*, inbound: InboundMessage, raw: bytes, result: Classification) -> list[str]:
+    """File a receipt that matches no sent message in each addressed user's Inbox, once."""
+    service = service_address().lower()
+    key = f"receipt:{result.pec_id or inbound.raw_sha256}"
+    filed = []
+    for recipient in _local_recipients(inbound):
+        mailbox = Mailbox.objects.filter(address=recipient).first()
+        if mailbox is None or recipient == service:
+            continue
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    InboundDelivery.objects.create(
+                        pec_id=key,
+                        recipient=recipient,
+                        inbound=inbound,
+                        outcome=InboundDelivery.Outcome.DELIVERED,
+                    )
+            except IntegrityError:
+                continue
+            stored = message_store(mailbox=mailbox, raw=raw, kind=result.kind, classification=result)
+            InboundDelivery.objects.filter(pec_id=key, recipient=recipient).update(message_id=stored.pk)
+            filed.append(recipient)
+    return filed
 
 
 def _anomaly_reason(result: Classification) -> str:

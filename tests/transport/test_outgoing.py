@@ -237,3 +237,17 @@ def test_it_retries_an_unreachable_peer_then_gives_up_after_a_day(alice, provide
         assert outbound_retry_due() == 1
     row.refresh_from_db()
     assert (row.state, row.attempts) == (OutboundMessage.State.FAILED, 3)
+
+
+def test_it_files_a_receipt_whose_sent_message_is_gone_once(
+    alice, provider_b, routed_sink, submit, django_capture_on_commit_callbacks
+):
+    sent = submit(to=[BOB], cc=[])
+    receipt = envelopes.build_delivery_receipt(
+        _tx(sent, timezone.now()), BOB, "sintetica", None, identity=provider_b
+    )
+    Message.objects.filter(pk=sent.pk).delete()
+    feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
+    feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
+    kinds = [m.kind for m in inbox(alice)]
+    assert kinds.count(Message.Kind.DELIVERY) == 1
