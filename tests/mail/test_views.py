@@ -423,3 +423,38 @@ def test_it_tells_an_account_without_a_mailbox_so(client, django_user_model):
 def test_it_offers_to_show_images_only_when_some_were_withheld(alice_client, alice):
     local = store(alice, subject="No remote", html="<p>only text</p>")
     assert "Show images" not in alice_client.get(reverse("mail:read", args=[local.pk])).content.decode()
+
+
+def test_it_opens_a_message_in_the_reading_pane_beside_the_list(alice_client, alice, message):
+    inbox = folder_of(alice, Folder.Role.INBOX)
+    url = reverse("mail:folder", args=[inbox.pk])
+    listing = alice_client.get(url).content.decode()
+    assert f'href="{url}?open={message.pk}"' in listing
+    response = alice_client.get(url, {"open": message.pk})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'class="reader-pane"' in page
+    assert "msg-row open" in page
+    assert reverse("mail:body", args=[message.pk]) in page
+    message.refresh_from_db()
+    assert message.seen is True
+    # The images offer keeps the pane open.
+    assert f"open={message.pk}&amp;images=1" in page
+
+
+def test_it_refuses_to_open_a_message_of_another_folder_or_user(
+    alice_client, charlie_client, charlie, alice, message
+):
+    sent = folder_of(alice, Folder.Role.SENT)
+    assert alice_client.get(reverse("mail:folder", args=[sent.pk]), {"open": message.pk}).status_code == 404
+    own_inbox = folder_of(charlie, Folder.Role.INBOX)
+    response = charlie_client.get(reverse("mail:folder", args=[own_inbox.pk]), {"open": message.pk})
+    assert response.status_code == 404
+
+
+def test_it_opens_messages_on_their_own_page_when_the_pane_is_off(alice_client, alice, message, monkeypatch):
+    from pecmail.mail.views import listing
+
+    monkeypatch.setattr(listing, "reading_pane_for", lambda user: "off")
+    page = alice_client.get(reverse("mail:index")).content.decode()
+    assert f'href="{reverse("mail:read", args=[message.pk])}"' in page

@@ -126,3 +126,12 @@ def signature_for(mailbox: Mailbox) -> tuple[str, bool]:
         return "", False
     text, is_html = options.signature_for(mailbox)
     return text or "", bool(is_html)
+
+
+def reading_pane_for(user) -> str:
+    """Where a message opens from the list: "right", "bottom" (same page) or "off" (its own page)."""
+    options = _options_selectors()
+    if options is None or not hasattr(options, "reading_pane_for"):
+        return "right"
+    value = options.reading_pane_for(user)
+    return value if value in ("right", "bottom", "off") else "right"

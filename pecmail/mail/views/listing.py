@@ -17,6 +17,7 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 from .. import selectors, services
 from ..forms import BulkForm, FolderForm
 from ..models import Draft, Folder, Message
+from .read import reader_context
 from ._common import (
     attach_deliveries,
     cursor_decode,
@@ -25,6 +26,7 @@ from ._common import (
     folders_sidebar,
     message_page,
     page_size_for,
+    reading_pane_for,
     system_folder,
 )
 
@@ -54,6 +56,14 @@ def _folder_page(
     mailbox = folder.mailbox
     before = cursor_decode(request.GET.get("before"))
     size = page_size_for(request.user)
+    pane = reading_pane_for(request.user)
+    reader: dict = {}
+    if request.GET.get("open") and pane != "off" and folder.role != Folder.Role.DRAFTS:
+        opened = selectors.message_get(user=request.user, message_id=request.GET["open"])
+        if opened.folder_id != folder.pk:
+            raise Http404("not in this folder")
+        # Before the rows are read, so the opened message is listed as read.
+        reader = reader_context(request, opened)
     hide_receipts = _hide_receipts(request, folder)
     drafts: list[Draft] = []
     rows: list[Message] = []
@@ -72,8 +82,12 @@ def _folder_page(
     older_url = ""
     if last is not None:
         older_url = f"{request.path}?{urlencode({'before': cursor_encode(*last)})}"
+    kept = {"before": request.GET["before"]} if request.GET.get("before") else {}
     context = {
+        **reader,
         "tab": "mail",
+        "pane": pane,
+        "open_prefix": f"{request.path}?{urlencode({**kept, 'open': ''})}",
         "mailbox": mailbox,
         "folder": folder,
         "folders": folders_sidebar(mailbox=mailbox),

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header
+from django.utils.http import content_disposition_header, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -124,10 +124,8 @@ def _daticert(message: Message) -> dict:
     return daticert
 
 
-@require_GET
-@login_required
-def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
-    message = selectors.message_get(user=request.user, message_id=message_id)
+def reader_context(request: AuthenticatedHttpRequest, message: Message) -> dict:
+    """Everything the reading pane shows for ``message`` (opening it marks it read)."""
     if not message.seen:
         services.message_mark(messages=[message], seen=True)
         message.seen = True
@@ -139,25 +137,34 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
     if message.kind == Message.Kind.SUBMITTED:
         receipts = selectors.receipts_for(message=message)
         deliveries = delivery_rows(selectors.deliveries_for(message=message), receipts)
-    envelope_attachments = parsed.attachments if shown is not parsed else []
-    context = {
-        "tab": "mail",
+    return {
         "message": message,
-        "folder": message.folder,
-        "folders": folders_sidebar(mailbox=message.mailbox),
         "shown": shown,
         "text_html": linkify_text(shown.text) if shown.text else "",
         "has_html": bool(shown.html),
         "attachments": shown.attachments,
-        "envelope_attachments": envelope_attachments,
+        "envelope_attachments": parsed.attachments if shown is not parsed else [],
         "daticert": _daticert(message),
         "deliveries": deliveries,
         "receipts": receipts,
         "move_form": MoveForm(mailbox=message.mailbox),
         "show_images": show_images,
+        "images_url": "?" + urlencode({**request.GET.dict(), "images": "1"}),
         # Counted here too, so the "show images" offer appears only when something was withheld.
         "blocked_images": 0 if show_images or not shown.html else sanitize_html(shown.html).blocked_images,
         "is_sent": message.kind == Message.Kind.SUBMITTED,
+    }
+
+
+@require_GET
+@login_required
+def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    context = {
+        "tab": "mail",
+        "folder": message.folder,
+        "folders": folders_sidebar(mailbox=message.mailbox),
+        **reader_context(request, message),
     }
     return render(request, "mail/read.html", context)
 
