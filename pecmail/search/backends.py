@@ -16,6 +16,9 @@ from typing import Any
 
 from django.db import connection
 
+from pecmail.mail.models import Folder, Message
+from pecmail.mail.selectors import LIST_DEFERRED
+
 from . import fts5
 from . import query as q
 
@@ -80,6 +83,9 @@ class RawHit:
     score: float | None = None
     subject_marked: str | None = None
     snippet_marked: str | None = None
+    # Filled by a backend that loads the page's messages in its own query (PostgreSQL).
+    message: Message | None = None
+    folder_label: str = ""
 
 
 @dataclass
@@ -148,6 +154,11 @@ def _message_join(filters: MessageFilters) -> str:
 
 def _from_sql(filters: MessageFilters) -> str:
     return f"{DOC} d{_message_join(filters)}"
+
+
+_MESSAGE_COLUMNS = ", ".join(
+    f"m.{connection.ops.quote_name(f.column)}" for f in Message._meta.concrete_fields if f.name not in LIST_DEFERRED
+)
 
 
 class SearchBackend:
@@ -223,12 +234,16 @@ class PostgresBackend(SearchBackend):
         _scope_sql(mailbox_ids, sql)
         sql.add(f"d.vector @@ {self.TSQUERY}", text, text)
         _filter_sql(filters, sql)
-        score = f"ts_rank_cd(d.vector, {self.TSQUERY})::float8"
+        score_params: list[str] = []
         if order == ORDER_RELEVANCE:
+            score = f"ts_rank_cd(d.vector, {self.TSQUERY})::float8"
+            score_params = [text, text]
             if cursor is not None and cursor.score is not None:
                 sql.add(f"({score}, d.message_id) < (%s, %s)", text, text, cursor.score, cursor.message_id)
             order_by = "score DESC, d.message_id DESC"
         else:
+            # Newest first needs no rank: the page is the first rows of the (mailbox, date) walk.
+            score = "NULL::float8"
             if cursor is not None and cursor.date is not None:
                 sql.add(
                     "(d.date, d.message_id) < (%s, %s)",
@@ -240,25 +255,39 @@ class PostgresBackend(SearchBackend):
             f"SELECT d.message_id, d.date, d.subject, d.body, {score} AS score FROM {_from_sql(filters)} "  # noqa: S608
             f"WHERE {' AND '.join(sql.where)} ORDER BY {order_by} LIMIT %s"
         )
-        # Headlines only for the page's rows: ts_headline re-parses the text it is given.
+        # One round trip: the page's ids, then its messages, folders and headlines (ts_headline
+        # re-parses the text it is given, so only the page's rows get one).
         statement = (
-            f"SELECT p.message_id, p.score, "
-            f"ts_headline('pecmail_simple', p.subject, {self.TSQUERY}, %s), "
+            f"SELECT {_MESSAGE_COLUMNS}, f.name AS search_folder_name, f.role AS search_folder_role, "
+            f"p.score AS search_score, "
+            f"ts_headline('pecmail_simple', p.subject, {self.TSQUERY}, %s) AS search_subject, "
             f"ts_headline('pecmail_simple', left(p.body, {self.HEADLINE_BODY_CHARS}), {self.TSQUERY}, %s) "
-            f"FROM ({inner}) p ORDER BY {order_by.replace('d.', 'p.')}"
+            f"AS search_snippet "
+            f"FROM ({inner}) p JOIN {MESSAGE} m ON m.id = p.message_id JOIN mail_folder f ON f.id = m.folder_id "
+            f"ORDER BY {order_by.replace('d.', 'p.')}"
         )
         params = [
             *(text, text, self.HEADLINE_SUBJECT, text, text, self.HEADLINE_BODY),  # the headlines
-            *(text, text),  # the score column
+            *score_params,
             *sql.params,
             limit,
         ]
-        with connection.cursor() as db:
-            db.execute(statement, params)
-            return [
-                RawHit(message_id=row[0], score=row[1], subject_marked=row[2], snippet_marked=row[3])
-                for row in db.fetchall()
-            ]
+        hits = []
+        for message in Message.objects.raw(statement, params):
+            role = message.search_folder_role
+            hits.append(
+                RawHit(
+                    message_id=message.pk,
+                    score=message.search_score,
+                    subject_marked=message.search_subject,
+                    snippet_marked=message.search_snippet,
+                    message=message,
+                    folder_label=message.search_folder_name
+                    if role == Folder.Role.USER
+                    else str(Folder.Role(role).label),
+                )
+            )
+        return hits
 
 
 @functools.cache

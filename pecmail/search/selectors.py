@@ -37,6 +37,7 @@ class MessageHit:
     message: Message
     subject_html: SafeString
     snippet_html: SafeString
+    folder_label: str = ""
     score: float | None = None
 
 
@@ -128,10 +129,15 @@ def message_search(
     )
     more = len(raw_hits) > limit
     raw_hits = raw_hits[:limit]
-    messages = Message.objects.select_related("folder", "mailbox").in_bulk([h.message_id for h in raw_hits])
+    missing = [h.message_id for h in raw_hits if h.message is None]
+    messages = Message.objects.select_related("folder").in_bulk(missing) if missing else {}
+    for raw in raw_hits:
+        if raw.message is None and raw.message_id in messages:
+            raw.message = messages[raw.message_id]
+            raw.folder_label = raw.message.folder.display_name
     hits: list[MessageHit] = []
     for raw in raw_hits:
-        message = messages.get(raw.message_id)
+        message = raw.message
         # A message is only ever shown when it is, now, in one of the user's mailboxes.
         if message is None or message.mailbox_id not in mailbox_ids:
             continue
@@ -140,17 +146,17 @@ def message_search(
                 message=message,
                 subject_html=q.mark_html(raw.subject_marked) if raw.subject_marked else escape(message.subject),
                 snippet_html=q.mark_html(raw.snippet_marked) if raw.snippet_marked else escape(message.preview),
+                folder_label=raw.folder_label,
                 score=raw.score,
             )
         )
     next_cursor = ""
     if more and raw_hits:
         last = raw_hits[-1]
-        last_message = messages.get(last.message_id)
         if order == ORDER_RELEVANCE and last.score is not None:
             next_cursor = cursor_encode(Cursor(message_id=last.message_id, score=last.score))
-        elif last_message is not None:
-            next_cursor = cursor_encode(Cursor(message_id=last.message_id, date=last_message.date))
+        elif last.message is not None:
+            next_cursor = cursor_encode(Cursor(message_id=last.message_id, date=last.message.date))
     return MessagePage(hits=hits, next_cursor=next_cursor)
 
 
