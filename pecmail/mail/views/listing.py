@@ -17,7 +17,6 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 from .. import selectors, services
 from ..forms import BulkForm, FolderForm
 from ..models import Draft, Folder, Message
-from .read import reader_context
 from ._common import (
     attach_deliveries,
     cursor_decode,
@@ -29,6 +28,7 @@ from ._common import (
     reading_pane_for,
     system_folder,
 )
+from .read import reader_context
 
 HIDE_RECEIPTS_COOKIE = "mail_hide_receipts"
 
