@@ -114,6 +114,12 @@ def notification_address_add(*, user: User, address: str) -> NotificationAddress
         raise ValidationError(_("Notices go to ordinary (non-PEC) addresses only."))
     if NotificationAddress.objects.filter(user=user, address=address).exists():
         raise ValidationError(_("This address is already in the list."))
+    # Each address added mails a stranger a link: a small cap keeps this from being a spam tool.
+    limit = getattr(settings, "PECMAIL_NOTIFY_MAX_ADDRESSES", 5)
+    if NotificationAddress.objects.filter(user=user).count() >= limit:
+        raise ValidationError(
+            _("At most %(limit)d addresses: remove one before adding another.") % {"limit": limit}
+        )
     with transaction.atomic():
         entry = NotificationAddress.objects.create(user=user, address=address)
         from . import tasks

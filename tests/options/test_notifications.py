@@ -177,3 +177,13 @@ def test_it_delivers_the_notice_to_a_real_smtp_server(alice, bob, send_pec, sett
     (delivered,) = sink.messages
     assert delivered[1] == [HOME]
     assert b"Verbale di assemblea" in delivered[2]
+
+
+def test_it_caps_the_number_of_addresses(alice_client, alice, settings):
+    settings.PECMAIL_NOTIFY_MAX_ADDRESSES = 2
+    for n in range(2):
+        NotificationAddress.objects.create(user=alice.owner, address=f"a{n}@example.com")
+    response = alice_client.post(reverse("options:notification_add"), {"address": "third@example.com"})
+    assert response.status_code == 422
+    assert "At most 2 addresses" in response.content.decode()
+    assert NotificationAddress.objects.filter(user=alice.owner).count() == 2

@@ -262,3 +262,39 @@ def test_it_refuses_get_on_changes_and_anonymous_users(client, alice):
     client.force_login(alice.owner)
     assert client.get(reverse("options:rule_delete", args=[theirs.pk])).status_code == 405
     assert client.get(reverse("options:rule_create")).status_code == 405
+
+
+def test_it_files_receipts_with_a_pec_kind_rule(alice, bob, send_pec):
+    acceptances = Folder.objects.create(mailbox=alice, name="Accettazioni")
+    rule(
+        alice,
+        name="Acceptances",
+        field=Rule.Field.KIND,
+        operator=Rule.Operator.EQUALS,
+        value="accettazione",
+        move_to=acceptances,
+    )
+    sent = send_pec(sender=alice, to=bob.address)
+    folders = {r.kind: r.folder for r in sent.receipts.all()}
+    assert folders[Message.Kind.ACCEPTANCE] == acceptances
+    assert folders[Message.Kind.DELIVERY].role == Folder.Role.INBOX
+
+
+def test_it_applies_rules_to_anomaly_envelopes(alice, provider, django_capture_on_commit_callbacks):
+    from pecmail.mail import services as mail_services
+    from tests.options.test_general import ordinary_raw
+
+    rule(
+        alice,
+        name="Anomalies",
+        field=Rule.Field.KIND,
+        operator=Rule.Operator.EQUALS,
+        value="anomalia",
+        flag=True,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = mail_services.message_store(
+            mailbox=alice, raw=ordinary_raw("Da fuori"), kind=Message.Kind.ANOMALY
+        )
+    stored.refresh_from_db()
+    assert stored.flagged is True
