@@ -157,7 +157,9 @@ def _from_sql(filters: MessageFilters) -> str:
 
 
 _MESSAGE_COLUMNS = ", ".join(
-    f"m.{connection.ops.quote_name(f.column)}" for f in Message._meta.concrete_fields if f.name not in LIST_DEFERRED
+    f"m.{connection.ops.quote_name(f.column)}"
+    for f in Message._meta.concrete_fields
+    if f.name not in LIST_DEFERRED
 )
 
 
@@ -186,7 +188,11 @@ class SearchBackend:
         _scope_sql(mailbox_ids, sql)
         _filter_sql(filters, sql)
         if cursor is not None and cursor.date is not None:
-            sql.add("(d.date, d.message_id) < (%s, %s)", connection.ops.adapt_datetimefield_value(cursor.date), cursor.message_id)
+            sql.add(
+                "(d.date, d.message_id) < (%s, %s)",
+                connection.ops.adapt_datetimefield_value(cursor.date),
+                cursor.message_id,
+            )
         statement = (
             f"SELECT d.message_id FROM {_from_sql(filters)} WHERE {' AND '.join(sql.where)} "  # noqa: S608
             "ORDER BY d.date DESC, d.message_id DESC LIMIT %s"
@@ -202,7 +208,7 @@ class PostgresBackend(SearchBackend):
     vendor = "postgresql"
     HEADLINE_SUBJECT = f"HighlightAll=true, StartSel={q.MARK_START}, StopSel={q.MARK_END}"
     HEADLINE_BODY = (
-        f"MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=\" … \", "
+        f'MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=" … ", '
         f"StartSel={q.MARK_START}, StopSel={q.MARK_END}"
     )
     TSQUERY = "(websearch_to_tsquery('pecmail_italian', %s) || websearch_to_tsquery('pecmail_simple', %s))"
@@ -258,7 +264,7 @@ class PostgresBackend(SearchBackend):
         # One round trip: the page's ids, then its messages, folders and headlines (ts_headline
         # re-parses the text it is given, so only the page's rows get one).
         statement = (
-            f"SELECT {_MESSAGE_COLUMNS}, f.name AS search_folder_name, f.role AS search_folder_role, "
+            f"SELECT {_MESSAGE_COLUMNS}, f.name AS search_folder_name, f.role AS search_folder_role, "  # noqa: S608
             f"p.score AS search_score, "
             f"ts_headline('pecmail_simple', p.subject, {self.TSQUERY}, %s) AS search_subject, "
             f"ts_headline('pecmail_simple', left(p.body, {self.HEADLINE_BODY_CHARS}), {self.TSQUERY}, %s) "
@@ -325,7 +331,7 @@ class SqliteBackend(SearchBackend):
         _filter_sql(filters, sql)
         if exclude:
             # Only exclusions: every document but those (FTS5 has no unary NOT).
-            sql.add(f"d.message_id NOT IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %s)", exclude)
+            sql.add(f"d.message_id NOT IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %s)", exclude)  # noqa: S608
             if cursor is not None and cursor.date is not None:
                 sql.add(
                     "(d.date, d.message_id) < (%s, %s)",

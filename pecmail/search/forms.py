@@ -19,9 +19,15 @@ class SearchForm(forms.Form):
     ORDERS = [(ORDER_DATE, _("Newest first")), (ORDER_RELEVANCE, _("Most relevant first"))]
 
     q = forms.CharField(label=_("Search for"), required=False, max_length=10 * MAX_QUERY_CHARS, strip=True)
-    folder = forms.ModelChoiceField(label=_("Folder"), queryset=Folder.objects.none(), required=False, empty_label=_("All folders"))
-    date_from = forms.DateField(label=_("From date"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("To date"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    folder = forms.ModelChoiceField(
+        label=_("Folder"), queryset=Folder.objects.none(), required=False, empty_label=_("All folders")
+    )
+    date_from = forms.DateField(
+        label=_("From date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("To date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     sender = forms.CharField(label=_("From"), required=False, max_length=320)
     recipient = forms.CharField(label=_("To or Cc"), required=False, max_length=320)
     subject = forms.CharField(label=_("Subject"), required=False, max_length=500)

@@ -24,8 +24,9 @@ def create_triggers_sql() -> list[str]:
     columns = ", ".join(COLUMNS)
     new = ", ".join(f"new.{c}" for c in COLUMNS)
     old = ", ".join(f"old.{c}" for c in COLUMNS)
-    delete_old = f"INSERT INTO {FTS}({FTS}, rowid, {columns}) VALUES ('delete', old.message_id, {old});"
-    insert_new = f"INSERT INTO {FTS}(rowid, {columns}) VALUES (new.message_id, {new});"
+    # Names are this module's constants, never input.
+    delete_old = f"INSERT INTO {FTS}({FTS}, rowid, {columns}) VALUES ('delete', old.message_id, {old});"  # noqa: S608
+    insert_new = f"INSERT INTO {FTS}(rowid, {columns}) VALUES (new.message_id, {new});"  # noqa: S608
     return [
         f"CREATE TRIGGER search_doc_ai AFTER INSERT ON {DOC} BEGIN {insert_new} END",
         f"CREATE TRIGGER search_doc_ad AFTER DELETE ON {DOC} BEGIN {delete_old} END",
@@ -37,4 +38,4 @@ def drop_triggers_sql() -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS]
 
 
-REBUILD_SQL = f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')"
+REBUILD_SQL = f"INSERT INTO {FTS}({FTS}) VALUES ('rebuild')"  # noqa: S608

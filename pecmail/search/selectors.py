@@ -144,8 +144,12 @@ def message_search(
         hits.append(
             MessageHit(
                 message=message,
-                subject_html=q.mark_html(raw.subject_marked) if raw.subject_marked else escape(message.subject),
-                snippet_html=q.mark_html(raw.snippet_marked) if raw.snippet_marked else escape(message.preview),
+                subject_html=q.mark_html(raw.subject_marked)
+                if raw.subject_marked
+                else escape(message.subject),
+                snippet_html=q.mark_html(raw.snippet_marked)
+                if raw.snippet_marked
+                else escape(message.preview),
                 folder_label=raw.folder_label,
                 score=raw.score,
             )

@@ -99,9 +99,7 @@ def message_unindex(*, message_id: int) -> None:
     MessageSearchDocument.objects.filter(message_id=message_id).delete()
 
 
-def index_rebuild(
-    *, batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None
-) -> int:
+def index_rebuild(*, batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the whole index from the stored messages; returns how many were indexed.
 
     Works in batches of ``batch_size`` messages walked by id (each batch one transaction),

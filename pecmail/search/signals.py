@@ -10,7 +10,17 @@ from . import services
 
 # Saves that touch none of these (flags, folder, pipeline state) leave the document as it is.
 INDEXED_FIELDS = frozenset(
-    {"subject", "from_address", "from_name", "to_addresses", "cc_addresses", "date", "raw_sha256", "kind", "mailbox"}
+    {
+        "subject",
+        "from_address",
+        "from_name",
+        "to_addresses",
+        "cc_addresses",
+        "date",
+        "raw_sha256",
+        "kind",
+        "mailbox",
+    }
 )
 
 

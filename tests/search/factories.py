@@ -8,7 +8,6 @@ import email.policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-
 from pecmail.mail import services
 from pecmail.mail.models import Folder, Mailbox, Message
 
@@ -62,7 +61,9 @@ def envelope(*, inner: bytes, subject: str) -> bytes:
     return bytes(msg)
 
 
-def store(mailbox: Mailbox, *, role: str = Folder.Role.INBOX, kind: str | None = None, fields=None, **kwargs) -> Message:
+def store(
+    mailbox: Mailbox, *, role: str = Folder.Role.INBOX, kind: str | None = None, fields=None, **kwargs
+) -> Message:
     folder = Folder.objects.get(mailbox=mailbox, role=role)
     raw = kwargs.pop("raw", None) or raw_message(**kwargs)
     return services.message_store(mailbox=mailbox, raw=raw, folder=folder, kind=kind, **(fields or {}))

@@ -48,7 +48,12 @@ def test_it_reindexes_when_the_subject_is_saved(alice):
 def test_it_indexes_a_message_whose_bytes_are_missing_from_its_metadata(alice):
     inbox = alice.folders.get(role="inbox")
     Message.objects.create(
-        mailbox=alice, folder=inbox, raw_sha256="0" * 64, subject="Senza byte", preview="anteprima", date="2026-01-01T00:00Z"
+        mailbox=alice,
+        folder=inbox,
+        raw_sha256="0" * 64,
+        subject="Senza byte",
+        preview="anteprima",
+        date="2026-01-01T00:00Z",
     )
     assert subjects(alice.owner, "anteprima") == ["Senza byte"]
 

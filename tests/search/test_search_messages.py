@@ -12,7 +12,6 @@ from pecmail.mail.models import Folder, Mailbox, Message
 from pecmail.search import selectors
 from pecmail.search.backends import MessageFilters
 from pecmail.search.models import MessageSearchDocument
-
 from tests.search.factories import BASE_DATE, envelope, raw_message, store
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +29,12 @@ def test_it_runs_on_the_backend_of_the_database():
 
 
 def test_it_indexes_a_message_when_it_is_stored(alice):
-    message = store(alice, subject="Verbale", text="il verbale della riunione", attachments=(("Bilancio-2026.pdf", "application/pdf", b"%PDF"),))
+    message = store(
+        alice,
+        subject="Verbale",
+        text="il verbale della riunione",
+        attachments=(("Bilancio-2026.pdf", "application/pdf", b"%PDF"),),
+    )
     document = MessageSearchDocument.objects.get(message_id=message.pk)
     assert "riunione" in document.body
     assert document.attachments.startswith("Bilancio-2026.pdf ")
@@ -60,7 +64,12 @@ def test_it_finds_words_in_subject_names_addresses_body_and_attachment_names(ali
 
 
 def test_it_reduces_html_to_text(alice):
-    store(alice, subject="Newsletter", html="<p>Offerta <b>speciale</b></p><style>.nascosto{}</style>", html_only=True)
+    store(
+        alice,
+        subject="Newsletter",
+        html="<p>Offerta <b>speciale</b></p><style>.nascosto{}</style>",
+        html_only=True,
+    )
     document = MessageSearchDocument.objects.get()
     assert "<b>" not in document.body
     assert "nascosto" not in document.body
@@ -68,7 +77,11 @@ def test_it_reduces_html_to_text(alice):
 
 
 def test_it_indexes_the_postacert_of_an_envelope(alice):
-    inner = raw_message(subject="Diffida", text="termine perentorio di trenta giorni", attachments=(("diffida-firmata.pdf", "application/pdf", b"%PDF"),))
+    inner = raw_message(
+        subject="Diffida",
+        text="termine perentorio di trenta giorni",
+        attachments=(("diffida-firmata.pdf", "application/pdf", b"%PDF"),),
+    )
     store(alice, raw=envelope(inner=inner, subject="Diffida"), kind=Message.Kind.CERTIFIED)
     document = MessageSearchDocument.objects.get()
     assert "perentorio" in document.body
@@ -129,14 +142,22 @@ def test_it_filters_by_folder(alice):
 
 def test_it_filters_by_date_range(alice):
     for day in (1, 5, 9):
-        store(alice, subject=f"Giorno {day}", text="scadenza", date=dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC))
+        store(
+            alice, subject=f"Giorno {day}", text="scadenza", date=dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)
+        )
     start, end = dt.datetime(2026, 3, 4, tzinfo=dt.UTC), dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
     assert found(alice.owner, "scadenza", date_from=start, date_to=end) == ["Giorno 5"]
     assert found(alice.owner, "", date_from=start) == ["Giorno 9", "Giorno 5"]
 
 
 def test_it_filters_by_sender_and_recipient(alice):
-    store(alice, subject="Da Verdi", sender="Giuseppe Verdi <verdi@example.org>", cc="ufficio@comune.example", text="x")
+    store(
+        alice,
+        subject="Da Verdi",
+        sender="Giuseppe Verdi <verdi@example.org>",
+        cc="ufficio@comune.example",
+        text="x",
+    )
     store(alice, subject="Da Neri", sender="neri@example.org", text="x")
     assert found(alice.owner, "", sender="verdi") == ["Da Verdi"]
     assert found(alice.owner, "", sender="GIUSEPPE") == ["Da Verdi"]
@@ -153,7 +174,9 @@ def test_it_filters_by_subject(alice):
 
 
 def test_it_filters_by_attachment_flag_unread_and_priority(alice):
-    with_file = store(alice, subject="Allegato", text="doc", attachments=(("a.pdf", "application/pdf", b"%PDF"),))
+    with_file = store(
+        alice, subject="Allegato", text="doc", attachments=(("a.pdf", "application/pdf", b"%PDF"),)
+    )
     flagged = store(alice, subject="Importante", text="doc")
     read = store(alice, subject="Letto", text="doc")
     urgent = store(alice, subject="Urgente", text="doc", fields={"priority_high": True})
@@ -190,7 +213,12 @@ def test_it_finds_nothing_without_a_query_or_a_filter(alice):
 def test_it_pages_newest_first_by_date_and_id(alice):
     same_date = BASE_DATE
     for i in range(5):
-        store(alice, subject=f"M{i}", text="pagina", date=same_date if i < 3 else same_date + dt.timedelta(days=i))
+        store(
+            alice,
+            subject=f"M{i}",
+            text="pagina",
+            date=same_date if i < 3 else same_date + dt.timedelta(days=i),
+        )
     seen: list[str] = []
     cursor = ""
     for _ in range(4):
@@ -209,7 +237,9 @@ def test_it_pages_by_relevance_without_repeating(alice):
     cursor = ""
     scores: list[float] = []
     while True:
-        page = selectors.message_search(user=alice.owner, text="rilevanza", order="relevance", cursor=cursor, limit=2)
+        page = selectors.message_search(
+            user=alice.owner, text="rilevanza", order="relevance", cursor=cursor, limit=2
+        )
         ids += [h.message.pk for h in page.hits]
         scores += [h.score for h in page.hits]
         cursor = page.next_cursor

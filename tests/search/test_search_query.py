@@ -68,7 +68,7 @@ def test_it_folds_accents():
         ("\x02<b>\x03", "<mark>&lt;b&gt;</mark>"),
         ("\x02open", "<mark>open</mark>"),
         ("close\x03 \x03", "close "),
-        ('"quote" & \'apos\'', "&quot;quote&quot; &amp; &#x27;apos&#x27;"),
+        ("\"quote\" & 'apos'", "&quot;quote&quot; &amp; &#x27;apos&#x27;"),
     ],
 )
 def test_it_escapes_before_marking(marked, html):

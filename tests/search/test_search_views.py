@@ -50,7 +50,9 @@ def test_it_groups_contacts_events_and_tasks(alice_client, alice, charlie):
     contact = Contact.objects.create(owner=alice.owner, first_name="Lucia", last_name="Fontana")
     ContactAddress.objects.create(contact=contact, address="lucia@fontana.example")
     calendar = Calendar.objects.create(owner=alice.owner, name="Lavoro")
-    event = Event.objects.create(calendar=calendar, title="Riunione Fontana", start=BASE_DATE, end=BASE_DATE + dt.timedelta(hours=1))
+    event = Event.objects.create(
+        calendar=calendar, title="Riunione Fontana", start=BASE_DATE, end=BASE_DATE + dt.timedelta(hours=1)
+    )
     task = Task.objects.create(owner=alice.owner, title="Chiamare Fontana")
     Contact.objects.create(owner=charlie.owner, first_name="Fontana", last_name="di Charlie")
     Task.objects.create(owner=charlie.owner, title="Fontana di Charlie")
