@@ -175,3 +175,30 @@ def test_it_downloads_a_hostile_html_attachment_inert(alice_client, alice):
     assert response["Content-Disposition"].startswith("attachment;")
     assert response["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in response["Content-Security-Policy"]
+
+
+def test_it_sanitises_a_hostile_pec_delivered_through_the_pipeline(
+    client, alice, bob, provider, django_capture_on_commit_callbacks
+):
+    """The whole corpus in one certified message: the reader shows its postacert.eml, cleaned."""
+    from pecmail.mail import services
+    from pecmail.mail.models import Message
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.message_submit(
+            mailbox=alice,
+            to=[bob.address],
+            cc=[],
+            subject="<script>alert('pec')</script>",
+            body_text="text",
+            body_html="".join(html for _name, html in HTML_PAYLOADS),
+            attachments=[('"><img src=x onerror=alert(1)>.html', "text/html", b"<script>alert(1)</script>")],
+        )
+    received = Message.objects.get(mailbox=bob, kind=Message.Kind.CERTIFIED)
+    client.force_login(bob.owner)
+    page = client.get(reverse("mail:read", args=[received.pk])).content.decode()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "Certified data" in page
+    body = frame_body(client.get(reverse("mail:body", args=[received.pk])).content.decode())
+    for pattern in DANGEROUS:
+        assert pattern.search(body) is None, (pattern.pattern, body)
