@@ -104,3 +104,36 @@ def test_it_reindexes_an_empty_store(db):
     out = io.StringIO()
     call_command("search", "reindex", stdout=out)
     assert "Indexed 0 messages." in out.getvalue()
+
+
+def test_it_folds_accents_in_python_when_the_database_cannot(alice, monkeypatch):
+    from pecmail.search import services
+
+    class NoUnaccent:
+        folds_in_python = True
+
+    monkeypatch.setattr(services, "backend_for_connection", NoUnaccent)
+    message = store(
+        alice, subject="Perché", text="è così", attachments=(("città.pdf", "application/pdf", b"%PDF"),)
+    )
+    document = MessageSearchDocument.objects.get(message_id=message.pk)
+    assert document.subject == "Perche"
+    assert "e cosi" in document.body
+    assert document.attachments.startswith("citta.pdf")
+
+
+def test_it_configures_postgresql_text_search_without_accents():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL text search configurations")
+    with connection.cursor() as db:
+        db.execute("SELECT to_tsvector('pecmail_simple', 'Perché'), to_tsvector('pecmail_italian', 'Città')")
+        simple, italian = db.fetchone()
+    assert simple == "'perche':1"
+    assert italian.startswith("'citt")
+
+
+def test_it_keeps_highlight_markers_out_of_the_index(alice):
+    message = store(alice, subject="a\x02b\x03c", text="x\x02y")
+    document = MessageSearchDocument.objects.get(message_id=message.pk)
+    assert "\x02" not in document.subject + document.body
+    assert "\x03" not in document.subject
