@@ -58,6 +58,7 @@ def test_it_switches_the_page_to_italian(alice_client):
         assert f">{italian}</a>" in body
     assert "Salta al contenuto" in body
     assert "Esci" in body
+    assert ">Cambia</button>" in body
 
 
 def test_it_honours_the_browsers_language(alice_client):
