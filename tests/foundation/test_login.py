@@ -51,6 +51,10 @@ def test_it_refuses_a_wrong_password(client, alice):
 
 
 def test_it_stores_passwords_with_argon2(alice):
+    import pecmail.settings as project_settings
+
+    # The suite swaps in cheaper Argon2 costs; the project itself hashes with Django's Argon2.
+    assert project_settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
     assert alice.owner.password.startswith("argon2$") is True
 
 

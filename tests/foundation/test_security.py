@@ -55,6 +55,19 @@ def test_it_accepts_demo_addresses_whose_password_was_changed(settings):
     assert len(check_no_demo_data_in_production()) == 1
 
 
+def test_it_refuses_to_serve_with_demo_data_when_debug_is_off(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pecmail.accounts.checks import refuse_demo_data_in_production
+
+    mail_services.mailbox_create(address=f"alice@{settings.PEC_DOMAIN}", password=settings.PEC_DEMO_PASSWORD)
+    settings.DEBUG = True
+    refuse_demo_data_in_production()  # development: fine
+    settings.DEBUG = False
+    with pytest.raises(ImproperlyConfigured, match="demo mailboxes"):
+        refuse_demo_data_in_production()
+
+
 def test_it_refuses_demo_setup_without_debug(settings):
     settings.DEBUG = False
     with pytest.raises(CommandError, match="refusing with DEBUG off"):
