@@ -357,3 +357,16 @@ def test_it_follows_a_moved_message_without_reindexing(alice):
     folder = mail_services.folder_create(mailbox=alice, name="Archivio")
     mail_services.message_move(message=message, folder=folder)
     assert found(alice.owner, "archivio", folder_id=folder.pk) == ["Spostato"]
+
+
+def test_it_ranks_among_the_newest_matches_on_postgresql(alice, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the relevance window is PostgreSQL's")
+    from pecmail.search.backends import PostgresBackend
+
+    monkeypatch.setattr(PostgresBackend, "RELEVANCE_WINDOW", 2)
+    store(alice, subject="vecchio vecchio vecchio", text="finestra", date=BASE_DATE)
+    store(alice, subject="Recente", text="finestra", date=BASE_DATE + dt.timedelta(days=1))
+    store(alice, subject="Recentissimo", text="finestra", date=BASE_DATE + dt.timedelta(days=2))
+    page = selectors.message_search(user=alice.owner, text="finestra", order="relevance")
+    assert sorted(h.message.subject for h in page.hits) == ["Recente", "Recentissimo"]
