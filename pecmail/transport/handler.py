@@ -10,9 +10,12 @@ bytes' row, the log row and the follow-up work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import connection
@@ -58,13 +61,32 @@ def _admit_and_store(*, raw: bytes, rcpt_tos: list[str], **fields: Any) -> tuple
 class PecHandler:
     """Accepts transport envelopes, receipts and (for anomaly envelopes) ordinary mail."""
 
-    def __init__(self, *, max_recipients: int, publish: Callable[[int], Any] | None = None) -> None:
+    def __init__(
+        self, *, max_recipients: int, publish: Callable[[int], Any] | None = None, db_threads: int = 8
+    ) -> None:
         self.max_recipients = max_recipients
         self.publish = publish
+        # Our own pool: its threads hold the database connections, and close() can reach each one.
+        self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pec-smtpd-db")
+        self.db_threads = db_threads
 
     async def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: _db_call(func, *args, **kwargs))
+        return await loop.run_in_executor(self.executor, lambda: _db_call(func, *args, **kwargs))
+
+    def close(self) -> None:
+        """Close every pool thread's database connection, then the pool."""
+        barrier = threading.Barrier(self.db_threads)
+
+        def close_here() -> None:
+            # The barrier holds each task until all threads have one: every thread closes its own.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=10)
+            connection.close()
+
+        for future in [self.executor.submit(close_here) for _ in range(self.db_threads)]:
+            future.result(timeout=30)
+        self.executor.shutdown(wait=True)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -107,5 +129,5 @@ class PecHandler:
         inbound, item_id = stored
         if self.publish is not None:
             # Published after the reply on a worker thread; the outbox relay covers a failure here.
-            asyncio.get_running_loop().run_in_executor(None, lambda: _db_call(self.publish, item_id))
+            asyncio.get_running_loop().run_in_executor(self.executor, lambda: _db_call(self.publish, item_id))
         return f"250 2.0.0 OK queued as {inbound.pk}"

@@ -13,6 +13,7 @@ import signal
 import ssl
 import threading
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -74,6 +75,14 @@ def tls_context(hostname: str) -> ssl.SSLContext:
     return context
 
 
+class PecController(Controller):
+    """aiosmtpd's threaded controller that also releases the handler's database connections."""
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        super().stop(*args, **kwargs)
+        self.handler.close()
+
+
 def max_message_size() -> int:
     return int(getattr(settings, "PEC_SMTP_MAX_MESSAGE_SIZE", settings.PEC_MAX_TOTAL_SIZE))
 
@@ -85,8 +94,8 @@ def server_create(
     max_size: int | None = None,
     max_recipients: int | None = None,
     publish: bool = True,
-) -> Controller:
-    """Return a started-ready (not yet started) controller serving the PEC handler on host:port."""
+) -> PecController:
+    """Return a ready (not yet started) controller serving the PEC handler on host:port."""
     from .outbox import outbox_publish
 
     hostname = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
@@ -94,7 +103,7 @@ def server_create(
         max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
         publish=(lambda item_id: outbox_publish(item_id=item_id)) if publish else None,
     )
-    return Controller(
+    return PecController(
         handler,
         hostname=host,
         port=port,
