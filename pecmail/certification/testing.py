@@ -68,8 +68,8 @@ FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
 
 
 def samples_dir() -> Path:
-    """The real provider samples (``shared/pec/samples`` beside the repository, or $PEC_SAMPLES_DIR)."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "pec" / "samples"
+    """The real provider samples: the byte-exact copy kept in the repository, or $PEC_SAMPLES_DIR."""
+    default = Path(__file__).resolve().parents[2] / "tests" / "certification" / "samples"
     return Path(os.environ.get("PEC_SAMPLES_DIR", default))
 
 

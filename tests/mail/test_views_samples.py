@@ -1,20 +1,17 @@
-"""Real provider messages (shared/pec/samples) open in the reading pane without trouble."""
+"""Real provider messages (the repository's copy of shared/pec/samples) open in the reading pane."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
+from pecmail.certification import testing
 from pecmail.certification.classify import classify
 from pecmail.mail import services
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "pec" / "samples"
-FILES = sorted(SAMPLES.glob("*/*.eml")) if SAMPLES.is_dir() else []
+FILES = sorted(testing.samples_dir().glob("*/*.eml"))
 
 
-@pytest.mark.skipif(not FILES, reason="shared/pec/samples is not beside the work tree")
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.name}" for p in FILES])
 def test_it_reads_a_real_provider_message(alice_client, alice, path):
     raw = path.read_bytes()
