@@ -128,6 +128,8 @@ def parse_bind(bind: str) -> tuple[str, int]:
 def serve(*, bind: str, max_size: int | None = None, max_recipients: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT."""
     host, port = parse_bind(bind)
+    # aiosmtpd logs every connection at INFO; our own log says what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = server_create(host=host, port=port, max_size=max_size, max_recipients=max_recipients)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
