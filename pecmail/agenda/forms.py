@@ -63,11 +63,17 @@ class EventForm(forms.Form):
     title = forms.CharField(label=_("Title"), max_length=500)
     calendar = forms.ModelChoiceField(label=_("Calendar"), queryset=Calendar.objects.none(), empty_label=None)
     all_day = forms.BooleanField(label=_("All day"), required=False)
-    start_date = forms.DateField(label=_("Start date"), widget=forms.DateInput(attrs={"type": "date"}))
+    # <input type=date> only takes ISO dates: without the format, the Italian locale's
+    # dd/mm/yyyy would leave the fields blank when editing an event.
+    start_date = forms.DateField(
+        label=_("Start date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     start_time = forms.TimeField(
         label=_("Start time"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
     )
-    end_date = forms.DateField(label=_("End date"), widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(
+        label=_("End date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     end_time = forms.TimeField(
         label=_("End time"), required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
     )
@@ -88,7 +94,9 @@ class EventForm(forms.Form):
     )
     interval = forms.IntegerField(label=_("Every"), min_value=1, max_value=999, initial=1, required=False)
     ends = forms.ChoiceField(label=_("Ends"), choices=ENDS_CHOICES, initial="never", required=False)
-    until = forms.DateField(label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        label=_("Until"), required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     count = forms.IntegerField(label=_("Number of times"), min_value=1, max_value=1000, required=False)
     reminder_minutes = forms.IntegerField(
         label=_("Reminder (minutes before)"),

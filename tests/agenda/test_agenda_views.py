@@ -517,6 +517,18 @@ def test_it_speaks_italian(alice_client, work):
     assert "Ricorrenza" in form and "Lunedì" in form and "Tutto il giorno" in form
 
 
+def test_it_fills_the_date_fields_in_iso_format_in_italian_too(alice_client, work):
+    """<input type=date> ignores a dd/mm/yyyy value: an Italian user would edit blank dates."""
+    event = make_event(work, rrule="FREQ=DAILY;UNTIL=20260320T225959Z")
+    alice_client.cookies["django_language"] = "it"
+    page = alice_client.get(reverse("agenda:event_edit", args=[event.pk])).content.decode()
+    assert "Modifica" in page
+    assert re.search(r'name="start_date" value="2026-03-16"', page) is not None
+    assert re.search(r'name="end_date" value="2026-03-16"', page) is not None
+    assert re.search(r'name="until" value="2026-03-20"', page) is not None
+    assert "16/03/2026" not in page
+
+
 def test_it_repeats_weekly_on_the_ticked_weekdays_and_keeps_them_when_editing(alice_client, work):
     form = {
         "title": "Palestra", "calendar": work.pk, "start_date": "2026-03-02", "start_time": "19:00",
