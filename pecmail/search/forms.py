@@ -11,14 +11,15 @@ from django.utils.translation import gettext_lazy as _
 from pecmail.mail.models import Folder, Message
 
 from .backends import ORDER_DATE, ORDER_RELEVANCE, MessageFilters
-from .query import MAX_QUERY_CHARS, clean_query
+from .query import clean_query
 
 
 class SearchForm(forms.Form):
     PRIORITIES = [("", _("Any priority")), ("high", _("High priority")), ("normal", _("Normal priority"))]
     ORDERS = [(ORDER_DATE, _("Newest first")), (ORDER_RELEVANCE, _("Most relevant first"))]
 
-    q = forms.CharField(label=_("Search for"), required=False, max_length=10 * MAX_QUERY_CHARS, strip=True)
+    # No max_length: a longer query is cut to MAX_QUERY_CHARS by clean_q, not refused.
+    q = forms.CharField(label=_("Search for"), required=False, strip=True)
     folder = forms.ModelChoiceField(
         label=_("Folder"), queryset=Folder.objects.none(), required=False, empty_label=_("All folders")
     )

@@ -135,3 +135,10 @@ def test_it_speaks_italian(alice_client, alice):
     assert "Prima i più recenti" in body
     assert 'Usa le "virgolette"' in body
     assert "1 allegato" in body
+
+
+def test_it_cuts_a_very_long_query_instead_of_refusing_it(alice_client, alice):
+    store(alice, subject="Lunga", text="parola")
+    response = alice_client.get(URL, {"q": "parola " + "x" * 20_000})
+    assert response.status_code == 200
+    assert response.context["form"].cleaned_data["q"].startswith("parola x")
