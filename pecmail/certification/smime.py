@@ -44,16 +44,108 @@ def sign(entity: bytes, identity: ProviderIdentity) -> bytes:
     """Return a DER detached CMS SignedData over exactly ``entity`` (SHA-256, RSA PKCS#1 v1.5).
 
     The signer certificate is included; the signed attributes are contentType, signingTime,
-    messageDigest and smimeCapabilities (what the real providers emit).
+    messageDigest and smimeCapabilities (what the real providers emit). The encoding is
+    byte for byte what ``cryptography``'s PKCS7SignatureBuilder makes (a test holds the two
+    equal): the constant pieces of an identity are encoded once and the per-message ones
+    (digest, time, signature) are spliced in, so signing costs one hash and one RSA operation.
     """
-    builder = (
-        pkcs7.PKCS7SignatureBuilder()
-        .set_data(entity)
-        .add_signer(identity.cert, identity.key, hashes.SHA256())
+    return _sign_detached(entity, identity, dt.datetime.now(dt.UTC))
+
+
+def _der_length(size: int) -> bytes:
+    if size < 0x80:
+        return bytes((size,))
+    encoded = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(encoded),)) + encoded
+
+
+def _tlv(tag: int, *contents: bytes) -> bytes:
+    body = b"".join(contents)
+    return bytes((tag,)) + _der_length(len(body)) + body
+
+
+_OID_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")
+_SHA256_ALGORITHM = bytes.fromhex("300d06096086480165030402010500")
+_RSA_ALGORITHM = bytes.fromhex("300d06092a864886f70d0101010500")
+_DATA_CONTENT_INFO = bytes.fromhex("300b06092a864886f70d010701")
+_ATTR_CONTENT_TYPE = bytes.fromhex("301806092a864886f70d010903310b06092a864886f70d010701")
+_ATTR_SIGNING_TIME = bytes.fromhex("06092a864886f70d010905")
+_ATTR_MESSAGE_DIGEST = bytes.fromhex("06092a864886f70d010904")
+# SMIMECapabilities {aes256-CBC, aes128-CBC, des-EDE3-CBC}: what PKCS7SignatureBuilder emits.
+_ATTR_SMIME_CAPABILITIES = bytes.fromhex(
+    "303606092a864886f70d01090f31293027300b060960864801650304012a300b0609608648016503040116"
+    "300b0609608648016503040102"
+)
+
+
+@dataclass(frozen=True)
+class _SignerPieces:
+    key: rsa.RSAPrivateKey
+    certificates: bytes  # [0] IMPLICIT SET OF Certificate, the signer certificate alone
+    sid: bytes  # IssuerAndSerialNumber
+
+
+_signer_cache: dict[int, tuple[ProviderIdentity, _SignerPieces]] = {}
+
+
+def _signer_pieces(identity: ProviderIdentity) -> _SignerPieces:
+    cached = _signer_cache.get(id(identity))
+    # The identity object itself is kept in the cache, so its id cannot be reused meanwhile.
+    if cached is not None and cached[0] is identity:
+        return cached[1]
+    cert_der = identity.cert.public_bytes(serialization.Encoding.DER)
+    serial = identity.cert.serial_number
+    serial_der = _tlv(0x02, serial.to_bytes(serial.bit_length() // 8 + 1, "big", signed=True))
+    pieces = _SignerPieces(
+        key=identity.key,
+        certificates=_tlv(0xA0, cert_der),
+        sid=_tlv(0x30, identity.cert.issuer.public_bytes(), serial_der),
     )
-    return builder.sign(
-        serialization.Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary]
+    if len(_signer_cache) > 64:
+        _signer_cache.clear()
+    _signer_cache[id(identity)] = (identity, pieces)
+    return pieces
+
+
+def _signing_time(when: dt.datetime) -> bytes:
+    when = when.astimezone(dt.UTC)
+    # RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise.
+    if 1950 <= when.year < 2050:
+        return _tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return _tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+
+
+def _sign_detached(entity: bytes, identity: ProviderIdentity, when: dt.datetime) -> bytes:
+    pieces = _signer_pieces(identity)
+    attributes = sorted(
+        (
+            _ATTR_CONTENT_TYPE,
+            _tlv(0x30, _ATTR_SIGNING_TIME, _tlv(0x31, _signing_time(when))),
+            _tlv(0x30, _ATTR_MESSAGE_DIGEST, _tlv(0x31, _tlv(0x04, hashlib.sha256(entity).digest()))),
+            _ATTR_SMIME_CAPABILITIES,
+        )
+    )  # DER orders a SET OF by the encodings
+    attributes_body = b"".join(attributes)
+    # The signature covers the attributes as a SET OF (tag 0x31); they travel as [0] IMPLICIT.
+    signature = pieces.key.sign(_tlv(0x31, attributes_body), padding.PKCS1v15(), hashes.SHA256())
+    signer_info = _tlv(
+        0x30,
+        b"\x02\x01\x01",
+        pieces.sid,
+        _SHA256_ALGORITHM,
+        _tlv(0xA0, attributes_body),
+        _RSA_ALGORITHM,
+        _tlv(0x04, signature),
     )
+    signed_data = _tlv(
+        0x30,
+        b"\x02\x01\x01",
+        _tlv(0x31, _SHA256_ALGORITHM),
+        _DATA_CONTENT_INFO,
+        pieces.certificates,
+        _tlv(0x31, signer_info),
+    )
+    return _tlv(0x30, _OID_SIGNED_DATA, _tlv(0xA0, signed_data))
 
 
 def _header_line(name: str, value: str) -> bytes:
@@ -520,12 +612,337 @@ def _check_signature(
         raise _Invalid(Problem.UNSUPPORTED_SIGNATURE) from exc
 
 
+# ------------------------------------------------------------------ the fast, accept-only path
+#
+# Every message pecmail verifies has the shape its peers and itself emit: one signer named by
+# issuer and serial, SHA-x digest, a handful of signed attributes, no eContent, no CRLs, no
+# unsigned attributes. _fast_verify_cms reads that shape with plain offset arithmetic and only
+# ever *accepts*: anything else, any doubt and any failure (a bad digest, a bad signature)
+# returns False and the full asn1crypto path above decides and names the problem. So what is
+# accepted here is a subset of what the full path accepts, and every rejection is unchanged.
+
+
+class _Unusual(Exception):
+    """The structure is not the common shape: let the full path decide."""
+
+
+def _read_tlv(der: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Return (tag, content start, content end) of the DER TLV at ``pos`` (definite, minimal lengths)."""
+    if pos + 2 > end:
+        raise _Unusual
+    tag = der[pos]
+    if tag & 0x1F == 0x1F:
+        raise _Unusual
+    first = der[pos + 1]
+    if first < 0x80:
+        start = pos + 2
+        stop = start + first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + 2 + count > end or der[pos + 2] == 0:
+            raise _Unusual
+        length = int.from_bytes(der[pos + 2 : pos + 2 + count], "big")
+        if length < 0x80:
+            raise _Unusual
+        start = pos + 2 + count
+        stop = start + length
+    if stop > end:
+        raise _Unusual
+    return tag, start, stop
+
+
+def _read_children(der: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """Return (tag, TLV start, content start, content end) of each TLV filling der[start:end] exactly."""
+    children = []
+    pos = start
+    while pos < end:
+        tag, content_start, content_end = _read_tlv(der, pos, end)
+        children.append((tag, pos, content_start, content_end))
+        pos = content_end
+        if len(children) > 16:
+            raise _Unusual
+    return children
+
+
+def _algorithm_ids(oids: dict[str, str]) -> dict[bytes, str]:
+    """The DER AlgorithmIdentifiers, with NULL parameters and without, of the dotted ``oids``."""
+    out = {}
+    for dotted, name in oids.items():
+        arcs = [int(a) for a in dotted.split(".")]
+        body = bytearray((arcs[0] * 40 + arcs[1],))
+        for arc in arcs[2:]:
+            chunk = [arc & 0x7F]
+            arc >>= 7
+            while arc:
+                chunk.append(0x80 | (arc & 0x7F))
+                arc >>= 7
+            body += bytes(reversed(chunk))
+        oid = _tlv(0x06, bytes(body))
+        out[_tlv(0x30, oid)] = name
+        out[_tlv(0x30, oid, b"\x05\x00")] = name
+    return out
+
+
+_FAST_DIGESTS = _algorithm_ids(
+    {
+        "1.3.14.3.2.26": "sha1",
+        "2.16.840.1.101.3.4.2.4": "sha224",
+        "2.16.840.1.101.3.4.2.1": "sha256",
+        "2.16.840.1.101.3.4.2.2": "sha384",
+        "2.16.840.1.101.3.4.2.3": "sha512",
+    }
+)
+# PKCS#1 v1.5 only (PSS takes the full path): rsaEncryption, or sha-x-WithRSAEncryption
+# matching the digest, as the full path's check requires.
+_FAST_SIGNATURES = _algorithm_ids(
+    {
+        "1.2.840.113549.1.1.1": "rsa",
+        "1.2.840.113549.1.1.5": "sha1",
+        "1.2.840.113549.1.1.14": "sha224",
+        "1.2.840.113549.1.1.11": "sha256",
+        "1.2.840.113549.1.1.12": "sha384",
+        "1.2.840.113549.1.1.13": "sha512",
+    }
+)
+_OID_CONTENT_TYPE = bytes.fromhex("06092a864886f70d010903")
+_OID_SMIME_CAPABILITIES = bytes.fromhex("06092a864886f70d01090f")
+_DATA_OID = bytes.fromhex("06092a864886f70d010701")
+# smimeCapabilities values known to parse (what pecmail and the PKCS7 builders emit): any
+# other value goes to the full path, which parses it.
+_KNOWN_CAPABILITIES = frozenset({_ATTR_SMIME_CAPABILITIES[15:]})
+_UTC_TIME = re.compile(rb"\d{12}Z\Z")
+
+
+@dataclass(frozen=True)
+class _CertInfo:
+    """What verification needs of one certificate, computed once per certificate."""
+
+    der: bytes
+    cert: x509.Certificate
+    sha1: str
+    public_key: object
+    issuer_der: bytes
+    serial: int
+    key_usage_problem: str | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+_cert_cache: dict[bytes, _CertInfo] = {}
+_cert_by_id: dict[int, _CertInfo] = {}
+_CERT_CACHE_SIZE = 256
+
+
+def _cert_info(der: bytes) -> _CertInfo:
+    """The checked, loaded certificate ``der`` (raises _Unusual for anything the full path might refuse)."""
+    info = _cert_cache.get(der)
+    if info is not None:
+        return info
+    from asn1crypto import x509 as asn1_x509
+
+    try:
+        _der_check(der)
+        # The full path reads serial and issuer with asn1crypto: it must be able to.
+        parsed = asn1_x509.Certificate.load(der, strict=True)
+        serial = parsed.serial_number
+        if serial <= 0:  # RFC 5280 §4.1.2.2: the full path deals with such certificates
+            raise _Unusual
+        issuer_der = parsed.issuer.dump()
+        cert = x509.load_der_x509_certificate(der)
+        if serial != cert.serial_number or issuer_der != cert.issuer.public_bytes():
+            raise _Unusual
+        public_key = cert.public_key()
+        try:
+            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+            usage_problem = None if (usage.digital_signature or usage.content_commitment) else Problem.KEY_USAGE
+        except x509.ExtensionNotFound:
+            usage_problem = None
+        except ValueError:
+            usage_problem = Problem.KEY_USAGE
+        info = _CertInfo(
+            der=der,
+            cert=cert,
+            sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
+            public_key=public_key,
+            issuer_der=issuer_der,
+            serial=serial,
+            key_usage_problem=usage_problem,
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+        )
+    except _Unusual:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the full path decides
+        raise _Unusual from exc
+    if len(_cert_cache) >= _CERT_CACHE_SIZE:
+        _cert_cache.clear()
+        _cert_by_id.clear()
+    _cert_cache[der] = info
+    # The info holds the certificate object, so its id stays unique while cached.
+    _cert_by_id[id(cert)] = info
+    return info
+
+
+def _provider_for(trust: TrustStore, info: _CertInfo) -> TrustedProvider | None:
+    """``trust.provider_for_certificate`` with the SHA-1 and DER already at hand."""
+    index = getattr(trust, "_by_sha1", None)
+    if not isinstance(index, dict):
+        return trust.provider_for_certificate(info.cert)
+    for candidate_der, provider in index.get(info.sha1, ()):
+        # SHA-1 is only the index key: the certificate itself must match byte for byte.
+        if candidate_der == info.der:
+            return provider
+    return None
+
+
+def _fast_verify_cms(der: bytes, entity: bytes, result: SignatureResult) -> bool:
+    """Verify the common shape of a detached SignedData; True only if the full path would accept it."""
+    try:
+        return _fast_verify(der, entity, result)
+    except _Unusual:
+        return False
+    except Exception:  # noqa: BLE001 - never decide a rejection here
+        return False
+
+
+def _fast_verify(der: bytes, entity: bytes, result: SignatureResult) -> bool:
+    tag, start, end = _read_tlv(der, 0, len(der))
+    if tag != 0x30 or end != len(der):
+        raise _Unusual
+    info = _read_children(der, start, end)
+    if len(info) != 2 or der[info[0][1] : info[0][3]] != _OID_SIGNED_DATA or info[1][0] != 0xA0:
+        raise _Unusual
+    wrapper = _read_children(der, info[1][2], info[1][3])
+    if len(wrapper) != 1 or wrapper[0][0] != 0x30:
+        raise _Unusual
+    fields = _read_children(der, wrapper[0][2], wrapper[0][3])
+    if len(fields) != 5:  # version, digestAlgorithms, encapContentInfo, [0] certificates, signerInfos
+        raise _Unusual
+    version, digests, encap, certs, signers = fields
+    if der[version[1] : version[3]] not in (b"\x02\x01\x01", b"\x02\x01\x03"):
+        raise _Unusual
+    if digests[0] != 0x31 or der[encap[1] : encap[3]] != _DATA_CONTENT_INFO:
+        raise _Unusual
+    declared = set()
+    for _, tlv_start, _, tlv_end in _read_children(der, digests[2], digests[3]):
+        name = _FAST_DIGESTS.get(der[tlv_start:tlv_end])
+        if name is None:
+            raise _Unusual
+        declared.add(name)
+    if certs[0] != 0xA0 or signers[0] != 0x31:
+        raise _Unusual
+    certificate_tlvs = _read_children(der, certs[2], certs[3])
+    if not certificate_tlvs or any(c[0] != 0x30 for c in certificate_tlvs):
+        raise _Unusual
+    signer_tlvs = _read_children(der, signers[2], signers[3])
+    if len(signer_tlvs) != 1 or signer_tlvs[0][0] != 0x30:
+        raise _Unusual
+    parts = _read_children(der, signer_tlvs[0][2], signer_tlvs[0][3])
+    if len(parts) != 6:  # version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature
+        raise _Unusual
+    s_version, sid, s_digest, attrs, s_algorithm, s_signature = parts
+    if der[s_version[1] : s_version[3]] != b"\x02\x01\x01" or sid[0] != 0x30:
+        raise _Unusual
+    digest = _FAST_DIGESTS.get(der[s_digest[1] : s_digest[3]])
+    if digest is None or digest not in declared:
+        raise _Unusual
+    algorithm = _FAST_SIGNATURES.get(der[s_algorithm[1] : s_algorithm[3]])
+    if algorithm not in ("rsa", digest) or attrs[0] != 0xA0 or s_signature[0] != 0x04:
+        raise _Unusual
+    sid_parts = _read_children(der, sid[2], sid[3])
+    if len(sid_parts) != 2 or sid_parts[0][0] != 0x30 or sid_parts[1][0] != 0x02:
+        raise _Unusual
+    sid_issuer = der[sid_parts[0][1] : sid_parts[0][3]]
+    serial_bytes = der[sid_parts[1][2] : sid_parts[1][3]]
+    if not serial_bytes or (len(serial_bytes) > 1 and serial_bytes[0] in (0, 0xFF) and (serial_bytes[0] ^ serial_bytes[1]) & 0x80 == 0):
+        raise _Unusual
+    sid_serial = int.from_bytes(serial_bytes, "big", signed=True)
+    # The full path takes the first certificate with the sid's serial: it must match bytewise.
+    signer_info: _CertInfo | None = None
+    cert_ders = []
+    for _, tlv_start, _, tlv_end in certificate_tlvs:
+        cert_info = _cert_info(der[tlv_start:tlv_end])
+        cert_ders.append(cert_info.der)
+        if signer_info is None and cert_info.serial == sid_serial:
+            if cert_info.issuer_der != sid_issuer:
+                raise _Unusual
+            signer_info = cert_info
+    if signer_info is None:
+        raise _Unusual
+    # Signed attributes: contentType = data, messageDigest, signingTime (UTCTime),
+    # smimeCapabilities (a known value); each once, each with one value.
+    seen: set[bytes] = set()
+    expected_digest = signing_time = None
+    for tag, _, content_start, content_end in _read_children(der, attrs[2], attrs[3]):
+        if tag != 0x30:
+            raise _Unusual
+        pieces = _read_children(der, content_start, content_end)
+        if len(pieces) != 2 or pieces[0][0] != 0x06 or pieces[1][0] != 0x31:
+            raise _Unusual
+        oid = der[pieces[0][1] : pieces[0][3]]
+        if oid in seen:
+            raise _Unusual
+        seen.add(oid)
+        values = _read_children(der, pieces[1][2], pieces[1][3])
+        if len(values) != 1:
+            raise _Unusual
+        value_tag, value_start, value_content, value_end = values[0]
+        if oid == _OID_CONTENT_TYPE:
+            if der[value_start:value_end] != _DATA_OID:
+                raise _Unusual
+        elif oid == _ATTR_MESSAGE_DIGEST:
+            if value_tag != 0x04:
+                raise _Unusual
+            expected_digest = der[value_content:value_end]
+        elif oid == _ATTR_SIGNING_TIME:
+            text = der[value_content:value_end]
+            if value_tag != 0x17 or not _UTC_TIME.match(text):
+                raise _Unusual
+            year = int(text[0:2])
+            signing_time = dt.datetime(
+                (2000 if year < 50 else 1900) + year,
+                int(text[2:4]),
+                int(text[4:6]),
+                int(text[6:8]),
+                int(text[8:10]),
+                int(text[10:12]),
+                tzinfo=dt.UTC,
+            )
+        elif oid == _OID_SMIME_CAPABILITIES:
+            if der[value_start:value_end] not in _KNOWN_CAPABILITIES:
+                raise _Unusual
+        else:
+            raise _Unusual
+    if _OID_CONTENT_TYPE not in seen or expected_digest is None:
+        raise _Unusual
+    if hashlib.new(digest, entity).digest() != expected_digest:
+        raise _Unusual  # the full path tries the canonical form and names the mismatch
+    public_key = signer_info.public_key
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise _Unusual
+    signed_attrs_der = b"\x31" + der[attrs[1] + 1 : attrs[3]]
+    try:
+        public_key.verify(
+            der[s_signature[2] : s_signature[3]], signed_attrs_der, padding.PKCS1v15(), _hash_algorithm(digest)
+        )
+    except InvalidSignature as exc:
+        raise _Unusual from exc
+    result.digest_algorithm = digest
+    result.signer = signer_info.cert
+    result.signer_sha1 = signer_info.sha1
+    result.certificate_ders = tuple(cert_ders)
+    result.signing_time = signing_time
+    return True
+
+
 def _verify_cms(der: bytes, entity: bytes | None, result: SignatureResult) -> None:
     """Check the SignedData ``der``; fill ``result``; raise _Invalid.
 
     Detached over ``entity``, or (``entity`` None) attached: the content is the eContent,
     returned in ``result.signed_entity``.
     """
+    if entity is not None and _fast_verify_cms(der, entity, result):
+        return
     _der_check(der)
     try:
         info = cms.ContentInfo.load(der, strict=True)
@@ -618,21 +1035,30 @@ def _check_trust(result: SignatureResult, trust: TrustStore, at: dt.datetime) ->
     cert = result.signer
     assert cert is not None
     problems: list[str] = []
-    result.provider = trust.provider_for_certificate(cert)
+    info = _cert_by_id.get(id(cert))
+    if info is not None and info.cert is cert:
+        # A certificate already checked by the fast path: its facts were computed once.
+        result.provider = _provider_for(trust, info)
+        not_before, not_after, usage_problem = info.not_before, info.not_after, info.key_usage_problem
+    else:
+        result.provider = trust.provider_for_certificate(cert)
+        not_before, not_after, usage_problem = cert.not_valid_before_utc, cert.not_valid_after_utc, None
+        try:
+            usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+            if not (usage.digital_signature or usage.content_commitment):
+                usage_problem = Problem.KEY_USAGE
+        except x509.ExtensionNotFound:
+            pass
+        except ValueError:
+            usage_problem = Problem.KEY_USAGE
     if result.provider is None:
         problems.append(Problem.NOT_IN_TRUST_STORE)
-    if at < cert.not_valid_before_utc:
+    if at < not_before:
         problems.append(Problem.NOT_YET_VALID)
-    if at > cert.not_valid_after_utc:
+    if at > not_after:
         problems.append(Problem.EXPIRED)
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        if not (usage.digital_signature or usage.content_commitment):
-            problems.append(Problem.KEY_USAGE)
-    except x509.ExtensionNotFound:
-        pass
-    except ValueError:
-        problems.append(Problem.KEY_USAGE)
+    if usage_problem:
+        problems.append(usage_problem)
     if trust.anchors and not _chains_to_anchor(cert, result.certificates, trust.anchors, at):
         problems.append(Problem.NO_CHAIN)
     return problems
