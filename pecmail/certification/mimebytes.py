@@ -146,12 +146,32 @@ def _boundary(headers: Message) -> bytes | None:
         return None
 
 
+# How many false "-" hits _find_delimiter tolerates before handing over to a plain find.
+_DASH_PROBES = 64
+
+
+def find_delimiter(buf: bytes, delimiter: bytes, start: int, end: int) -> int:
+    """``buf.find(delimiter, start, end)`` for a delimiter starting with "-", faster on big bodies.
+
+    CPython's substring search is slow for short needles over base64 (a few ms per MiB for a
+    boundary like "b"), while a one-byte find is a memchr; "-" never occurs in base64. So hop
+    from "-" to "-"; text full of dashes falls back to the plain find after a few probes.
+    """
+    index = start
+    for _ in range(_DASH_PROBES):
+        index = buf.find(b"-", index, end)
+        if index == -1 or buf.startswith(delimiter, index) and index + len(delimiter) <= end:
+            return index
+        index += 1
+    return buf.find(delimiter, index, end)
+
+
 def _split(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """Return the (start, end) spans of the body parts of a multipart body buf[start:end]."""
     delimiter = b"--" + boundary
     spans: list[tuple[int, int]] = []
     part_start: int | None = None
-    index = buf.find(delimiter, start, end)
+    index = find_delimiter(buf, delimiter, start, end)
     while index != -1:
         at_line_start = index == start or buf[index - 1 : index] == b"\n"
         after = index + len(delimiter)
@@ -171,7 +191,7 @@ def _split(buf: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int,
             if closing:
                 return spans
             part_start = line_end
-        index = buf.find(delimiter, after, end)
+        index = find_delimiter(buf, delimiter, after, end)
     # No closing delimiter: take the last part up to the end (lenient, as mail readers are).
     if part_start is not None and part_start < end:
         spans.append((part_start, end))

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from pecmail.certification import mimebytes
 from pecmail.certification.pki import ProviderIdentity
 from pecmail.certification.trust import TrustedProvider, TrustStore, certificate_sha1
 
@@ -400,7 +401,7 @@ def _split_multipart(body: bytes, boundary: str, offset: int = 0) -> tuple[list[
     start: int | None = None
     pos = offset
     while True:
-        i = body.find(marker, pos)
+        i = mimebytes.find_delimiter(body, marker, pos, size)
         if i < 0:
             break
         pos = i + 1
