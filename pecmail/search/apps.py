@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,4 +15,3 @@ class SearchConfig(AppConfig):
 
         # Same transaction as the message's INSERT: a filed message is searchable at commit.
         post_save.connect(signals.message_saved, sender=Message, dispatch_uid="search.message_saved")
-        post_delete.connect(signals.message_deleted, sender=Message, dispatch_uid="search.message_deleted")

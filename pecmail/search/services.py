@@ -94,11 +94,6 @@ def message_index(*, message: Message) -> MessageSearchDocument | None:
     return document
 
 
-def message_unindex(*, message_id: int) -> None:
-    """Remove a message's document (a deleted message cascades here by itself)."""
-    MessageSearchDocument.objects.filter(message_id=message_id).delete()
-
-
 def index_rebuild(*, batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None) -> int:
     """Rebuild the whole index from the stored messages; returns how many were indexed.
 

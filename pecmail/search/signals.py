@@ -1,4 +1,8 @@
-"""Keep the index in step with the Messages store: a message is indexed when it is filed."""
+"""Keep the index in step with the Messages store: a message is indexed when it is filed.
+
+Deletion needs no receiver: the document's foreign key cascades with its message (and on
+SQLite the FTS5 triggers follow the document row), in the deleting transaction.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,3 @@ def message_saved(sender: type[Message], instance: Message, created: bool, **kwa
         return
     services.message_index(message=instance)
 
-
-def message_deleted(sender: type[Message], instance: Message, **kwargs: Any) -> None:
-    # The document row cascades with the message; this covers a document left by a race.
-    services.message_unindex(message_id=instance.pk)
