@@ -329,3 +329,20 @@ def test_it_pages_the_list_by_the_options_page_size(alice_client, alice):
     response = alice_client.get(reverse("mail:index"))
     assert len(response.context["rows"]) == 10
     assert response.context["older_url"] != ""
+
+
+def test_it_vendors_only_the_listed_quill_files(tmp_path):
+    from pecmail.lib import vendor
+
+    dist = tmp_path / "node_modules" / "quill" / "dist"
+    dist.mkdir(parents=True)
+    (dist / "quill.js").write_text("/* quill */")
+    (dist / "quill.snow.css").write_text("/* snow */")
+    (dist / "quill.core.js").write_text("/* not needed */")
+    (tmp_path / "node_modules" / "quill" / "LICENSE").write_text("BSD")
+    written = vendor.vendor(node_modules=tmp_path / "node_modules", destination=tmp_path / "vendor")
+    assert sorted(p.name for p in written) == ["LICENSE", "quill.js", "quill.snow.css"]
+    assert (tmp_path / "vendor" / "quill" / "quill.core.js").exists() is False
+    (dist / "quill.js").unlink()
+    with pytest.raises(FileNotFoundError):
+        vendor.vendor(node_modules=tmp_path / "node_modules", destination=tmp_path / "vendor2")
