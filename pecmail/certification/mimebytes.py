@@ -131,9 +131,28 @@ def parse_headers(data: bytes) -> Message:
     return message
 
 
+# A header value of plain ``type/subtype; name=token; name="quoted"`` parameters (no RFC 2231,
+# no backslash escapes, no bare names): read with one regex. Anything else goes to email.
+_SIMPLE_PARAMS = re.compile(r'\A[^;"\\=]*(?:;\s*[A-Za-z0-9._-]+\s*=\s*(?:"[^"\\\r\n]*"|[^\s;"\\=]+)\s*)*;?\s*\Z')
+_PARAM = re.compile(r';\s*([A-Za-z0-9._-]+)\s*=\s*(?:"([^"\\\r\n]*)"|([^\s;"\\=]+))')
+
+
+def get_param(headers: Message, param: str, header: str = "content-type") -> object:
+    """``headers.get_param(param, header=header)``, without email's generic parser for simple values."""
+    value = headers.get(header)
+    # Length-capped: the regex backtracks over long blank runs; real values are short.
+    if isinstance(value, str) and len(value) <= 1000 and _SIMPLE_PARAMS.match(value):
+        wanted = param.lower()
+        for match in _PARAM.finditer(value):
+            if match.group(1).lower() == wanted:
+                return match.group(2) if match.group(2) is not None else match.group(3)
+        return None
+    return headers.get_param(param, header=header)
+
+
 def _boundary(headers: Message) -> bytes | None:
     try:
-        boundary = headers.get_param("boundary")
+        boundary = get_param(headers, "boundary")
     except Exception:
         return None
     if isinstance(boundary, tuple):
@@ -157,6 +176,9 @@ def find_delimiter(buf: bytes, delimiter: bytes, start: int, end: int) -> int:
     boundary like "b"), while a one-byte find is a memchr; "-" never occurs in base64. So hop
     from "-" to "-"; text full of dashes falls back to the plain find after a few probes.
     """
+    if len(delimiter) >= 16:
+        # A long needle is found quickly by the plain search (it skips by the needle's length).
+        return buf.find(delimiter, start, end)
     index = start
     for _ in range(_DASH_PROBES):
         index = buf.find(b"-", index, end)

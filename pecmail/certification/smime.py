@@ -521,7 +521,7 @@ def _find_signed_part(raw: bytes, depth: int = 0) -> bool:
         return True
     if not ctype.startswith("multipart/"):
         return False
-    boundary = headers.get_param("boundary")
+    boundary = mimebytes.get_param(headers, "boundary")
     if not isinstance(boundary, str) or not boundary:
         return False
     parts, _, _ = _split_multipart(body, boundary)
@@ -1134,14 +1134,11 @@ def _verify(raw: bytes, *, trust: TrustStore, at: dt.datetime, result: Signature
             raise _Invalid(Problem.NOT_TOP_LEVEL)
         raise _Invalid(Problem.NOT_SIGNED)
     result.signed = True
-    protocol = (
-        (headers.get_param("protocol") or "").lower()
-        if isinstance(headers.get_param("protocol"), str)
-        else ""
-    )
+    protocol = mimebytes.get_param(headers, "protocol")
+    protocol = protocol.lower() if isinstance(protocol, str) else ""
     if protocol not in SIGNATURE_TYPES:
         raise _Invalid(Problem.PROTOCOL)
-    boundary = headers.get_param("boundary")
+    boundary = mimebytes.get_param(headers, "boundary")
     if not isinstance(boundary, str) or not boundary:
         raise _Invalid(Problem.NO_BOUNDARY)
     parts, closed, epilogue = _split_multipart(raw, boundary, body_start)
