@@ -66,12 +66,24 @@ def _require_chromium() -> None:
 
 
 @pytest.fixture(scope="session")
-def _playwright() -> Iterator[object]:
+def _playwright(request: pytest.FixtureRequest) -> Iterator[object]:
     _require_chromium()
+    # Other folders' conftests re-export this fixture, and pytest then keeps one session
+    # instance per conftest (and may import this file twice, under two module names): a second
+    # sync_playwright() in the same thread fails, so a whole `make test` errored in tests/options
+    # and tests/search/browser. The first instance, kept on the pytest config, is shared.
+    running = getattr(request.config, "_pecmail_playwright", None)
+    if running is not None:
+        yield running
+        return
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        yield playwright
+        request.config._pecmail_playwright = playwright  # type: ignore[attr-defined]
+        try:
+            yield playwright
+        finally:
+            request.config._pecmail_playwright = None  # type: ignore[attr-defined]
 
 
 def _page(
@@ -140,5 +152,9 @@ def login(page, live_server, email: str, password: str) -> None:
 
 
 def no_horizontal_overflow(page) -> bool:
-    """True when the document is not wider than the viewport."""
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+    """True when the document is not wider than the viewport.
+
+    Compared with the layout viewport (``clientWidth``), not ``innerWidth``: a mobile page
+    (``is_mobile``) zooms out to fit a too-wide document, and ``innerWidth`` grows with it.
+    """
+    return bool(page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
