@@ -89,7 +89,12 @@ def zona(when: dt.datetime) -> str:
 def local_parts(when: dt.datetime) -> tuple[str, str, str]:
     """Return (dd/mm/yyyy, hh:mm:ss, +hhmm) of ``when`` in Italian legal time."""
     local = when.astimezone(ROME)
-    return local.strftime("%d/%m/%Y"), local.strftime("%H:%M:%S"), zona(when)
+    # f-strings, not strftime: this runs for every system message built (same text).
+    return (
+        f"{local.day:02d}/{local.month:02d}/{local.year:04d}",
+        f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}",
+        zona(when),
+    )
 
 
 def _text(value: str) -> str:

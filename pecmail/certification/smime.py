@@ -110,10 +110,15 @@ def _signer_pieces(identity: ProviderIdentity) -> _SignerPieces:
 
 def _signing_time(when: dt.datetime) -> bytes:
     when = when.astimezone(dt.UTC)
+    stamp = f"{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}Z"
     # RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise.
     if 1950 <= when.year < 2050:
-        return _tlv(0x17, when.strftime("%y%m%d%H%M%SZ").encode("ascii"))
-    return _tlv(0x18, when.strftime("%Y%m%d%H%M%SZ").encode("ascii"))
+        return _tlv(0x17, f"{when.year % 100:02d}{stamp}".encode("ascii"))
+    return _tlv(0x18, f"{when.year:04d}{stamp}".encode("ascii"))
+
+
+# messageDigest attribute up to the 32 digest bytes: SEQUENCE { OID, SET { OCTET STRING (32) } }.
+_ATTR_MESSAGE_DIGEST_SHA256 = bytes.fromhex("302f06092a864886f70d01090431220420")
 
 
 def _sign_detached(entity: bytes, identity: ProviderIdentity, when: dt.datetime) -> bytes:
@@ -122,7 +127,7 @@ def _sign_detached(entity: bytes, identity: ProviderIdentity, when: dt.datetime)
         (
             _ATTR_CONTENT_TYPE,
             _tlv(0x30, _ATTR_SIGNING_TIME, _tlv(0x31, _signing_time(when))),
-            _tlv(0x30, _ATTR_MESSAGE_DIGEST, _tlv(0x31, _tlv(0x04, hashlib.sha256(entity).digest()))),
+            _ATTR_MESSAGE_DIGEST_SHA256 + hashlib.sha256(entity).digest(),
             _ATTR_SMIME_CAPABILITIES,
         )
     )  # DER orders a SET OF by the encodings
