@@ -197,7 +197,9 @@ def whole_page(inbox: Folder, deep_cursor: tuple[dt.datetime, int]) -> None:
             start = time.perf_counter()
             client.get(url + query)
             samples.append((time.perf_counter() - start) * 1000)
-        print(f"  whole page view, {label:<10} {statistics.median(samples):8.2f} ms (all middleware, queries, template)")
+        print(
+            f"  whole page view, {label:<10} {statistics.median(samples):8.2f} ms (all middleware, queries, template)"
+        )
     # The sidebar's unread counts scan every row of the folder: the page's real cost here.
     sidebar_ms = []
     for _ in range(5):

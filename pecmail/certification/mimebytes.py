@@ -133,7 +133,9 @@ def parse_headers(data: bytes) -> Message:
 
 # A header value of plain ``type/subtype; name=token; name="quoted"`` parameters (no RFC 2231,
 # no backslash escapes, no bare names): read with one regex. Anything else goes to email.
-_SIMPLE_PARAMS = re.compile(r'\A[^;"\\=]*(?:;\s*[A-Za-z0-9._-]+\s*=\s*(?:"[^"\\\r\n]*"|[^\s;"\\=]+)\s*)*;?\s*\Z')
+_SIMPLE_PARAMS = re.compile(
+    r'\A[^;"\\=]*(?:;\s*[A-Za-z0-9._-]+\s*=\s*(?:"[^"\\\r\n]*"|[^\s;"\\=]+)\s*)*;?\s*\Z'
+)
 _PARAM = re.compile(r';\s*([A-Za-z0-9._-]+)\s*=\s*(?:"([^"\\\r\n]*)"|([^\s;"\\=]+))')
 
 

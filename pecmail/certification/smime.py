@@ -760,7 +760,9 @@ def _cert_info(der: bytes) -> _CertInfo:
         public_key = cert.public_key()
         try:
             usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-            usage_problem = None if (usage.digital_signature or usage.content_commitment) else Problem.KEY_USAGE
+            usage_problem = (
+                None if (usage.digital_signature or usage.content_commitment) else Problem.KEY_USAGE
+            )
         except x509.ExtensionNotFound:
             usage_problem = None
         except ValueError:
@@ -860,7 +862,11 @@ def _fast_verify(der: bytes, entity: bytes, result: SignatureResult) -> bool:
         raise _Unusual
     sid_issuer = der[sid_parts[0][1] : sid_parts[0][3]]
     serial_bytes = der[sid_parts[1][2] : sid_parts[1][3]]
-    if not serial_bytes or (len(serial_bytes) > 1 and serial_bytes[0] in (0, 0xFF) and (serial_bytes[0] ^ serial_bytes[1]) & 0x80 == 0):
+    if not serial_bytes or (
+        len(serial_bytes) > 1
+        and serial_bytes[0] in (0, 0xFF)
+        and (serial_bytes[0] ^ serial_bytes[1]) & 0x80 == 0
+    ):
         raise _Unusual
     sid_serial = int.from_bytes(serial_bytes, "big", signed=True)
     # The full path takes the first certificate with the sid's serial: it must match bytewise.
@@ -929,7 +935,10 @@ def _fast_verify(der: bytes, entity: bytes, result: SignatureResult) -> bool:
     signed_attrs_der = b"\x31" + der[attrs[1] + 1 : attrs[3]]
     try:
         public_key.verify(
-            der[s_signature[2] : s_signature[3]], signed_attrs_der, padding.PKCS1v15(), _hash_algorithm(digest)
+            der[s_signature[2] : s_signature[3]],
+            signed_attrs_der,
+            padding.PKCS1v15(),
+            _hash_algorithm(digest),
         )
     except InvalidSignature as exc:
         raise _Unusual from exc

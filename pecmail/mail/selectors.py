@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import signals
+from django.db.models import QuerySet, signals
 from django.db.models.base import ModelState
-from django.db.models import QuerySet
 from django.http import Http404
 
 from pecmail.accounts.models import User
@@ -119,7 +118,9 @@ class _ListPlan:
             if found:
                 self.converters.append((index, expression, found))
         # The fast path skips Model.__init__: only when nothing listens to its signals.
-        self.direct = not (signals.pre_init.has_listeners(Message) or signals.post_init.has_listeners(Message))
+        self.direct = not (
+            signals.pre_init.has_listeners(Message) or signals.post_init.has_listeners(Message)
+        )
 
     def instances(self, rows: list[tuple]) -> list[Message]:
         db = connection.alias
@@ -144,7 +145,7 @@ class _ListPlan:
             state = ModelState()
             state.adding = False
             state.db = db
-            obj.__dict__ = dict(zip(attnames, row))
+            obj.__dict__ = dict(zip(attnames, row, strict=True))
             obj._state = state
             out.append(obj)
         return out
