@@ -132,4 +132,6 @@ class RuleForm(forms.ModelForm):
             role__in=[Folder.Role.SENT, Folder.Role.DRAFTS]
         )
         self.fields["move_to"].empty_label = _("(do not move)")
+        # The folder's own name in the user's language ("Posta in arrivo"), not "address/inbox".
+        self.fields["move_to"].label_from_instance = lambda folder: folder.display_name
         self.fields["value"].required = False

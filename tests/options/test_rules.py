@@ -35,6 +35,15 @@ def test_it_shows_the_seed_labels_on_the_rules_page(alice_client):
         assert label in page
 
 
+def test_it_names_the_target_folders_in_the_user_s_language(alice_client, alice):
+    Folder.objects.create(mailbox=alice, name="Fatture")
+    alice_client.cookies["django_language"] = "it"
+    page = alice_client.get(reverse("options:rules")).content.decode()
+    assert ">Posta in arrivo</option>" in page
+    assert ">Fatture</option>" in page
+    assert f"{alice.address}/" not in page
+
+
 def test_it_adds_a_rule_from_the_form(alice_client, alice):
     response = alice_client.post(
         reverse("options:rule_create"),
