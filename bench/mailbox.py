@@ -180,11 +180,10 @@ def whole_page(inbox: Folder, deep_cursor: tuple[dt.datetime, int]) -> None:
     session, preferences) belong to the page, not to message_list.
     """
     from django.conf import settings
-    from django.db.models import Count, Q
     from django.test import Client
     from django.urls import reverse
 
-    from pecmail.mail.views._common import cursor_encode
+    from pecmail.mail.views._common import cursor_encode, folders_sidebar
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()
@@ -200,15 +199,11 @@ def whole_page(inbox: Folder, deep_cursor: tuple[dt.datetime, int]) -> None:
         print(
             f"  whole page view, {label:<10} {statistics.median(samples):8.2f} ms (all middleware, queries, template)"
         )
-    # The sidebar's unread counts scan every row of the folder: the page's real cost here.
+    # The sidebar's unread counts (the partial index on unseen rows serves them).
     sidebar_ms = []
     for _ in range(5):
         start = time.perf_counter()
-        list(
-            Folder.objects.filter(mailbox=inbox.mailbox).annotate(
-                unread=Count("messages", filter=Q(messages__seen=False))
-            )
-        )
+        folders_sidebar(mailbox=inbox.mailbox)
         sidebar_ms.append((time.perf_counter() - start) * 1000)
     print(f"  of which the folder sidebar's unread counts: {statistics.median(sidebar_ms):.2f} ms")
 

@@ -146,7 +146,12 @@ class Message(models.Model):
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
-        indexes = [models.Index(fields=["folder", "-date", "-id"], name="message_folder_keyset")]
+        indexes = [
+            models.Index(fields=["folder", "-date", "-id"], name="message_folder_keyset"),
+            # The sidebar's unread counts read only unseen rows: a partial index keeps them cheap
+            # in a folder of 100,000 messages.
+            models.Index(fields=["folder"], condition=models.Q(seen=False), name="message_folder_unread"),
+        ]
         constraints = [
             # One acceptance per submission, one receipt per message × recipient × kind.
             models.UniqueConstraint(
