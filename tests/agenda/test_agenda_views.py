@@ -517,6 +517,15 @@ def test_it_speaks_italian(alice_client, work):
     assert "Ricorrenza" in form and "Lunedì" in form and "Tutto il giorno" in form
 
 
+def test_it_proposes_tomorrow_s_first_hour_for_a_new_event_after_23(alice_client):
+    with time_machine.travel(dt.datetime(2026, 3, 10, 23, 30, tzinfo=ROME), tick=False):
+        page = alice_client.get(reverse("agenda:event_create")).content.decode()
+    assert 'name="start_date" value="2026-03-11"' in page
+    assert 'name="start_time" value="00:00"' in page
+    assert 'name="end_date" value="2026-03-11"' in page
+    assert 'name="end_time" value="01:00"' in page
+
+
 def test_it_fills_the_date_fields_in_iso_format_in_italian_too(alice_client, work):
     """<input type=date> ignores a dd/mm/yyyy value: an Italian user would edit blank dates."""
     event = make_event(work, rrule="FREQ=DAILY;UNTIL=20260320T225959Z")

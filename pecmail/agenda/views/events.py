@@ -22,7 +22,7 @@ from .. import selectors, services
 from ..forms import EventForm
 from ..models import Event
 from ..recurrence import occurrence_key, occurrences, zone
-from ._common import day_url, month_url, rule_text, today, tz_of, with_user_time_zone
+from ._common import day_url, month_url, rule_text, tz_of, with_user_time_zone
 
 
 def _safe_link(url: str) -> str:
@@ -33,14 +33,16 @@ def _safe_link(url: str) -> str:
 
 def _default_initial(request: AuthenticatedHttpRequest) -> dict[str, Any]:
     tz = tz_of(request)
-    day = today(tz)
+    # The next full hour, one hour long: what people most often mean by a new event. After
+    # 23:00 that hour is tomorrow's midnight, not today's (which would already be past).
+    now = timezone.now().astimezone(tz)
+    next_hour = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    day = next_hour.date()
     if request.GET.get("date"):
         with contextlib.suppress(ValueError):
             day = date.fromisoformat(request.GET["date"])
-    # The next full hour, one hour long: what people most often mean by a new event.
-    now = timezone.now().astimezone(tz)
-    start_time = time((now.hour + 1) % 24, 0)
-    end_time = time((now.hour + 2) % 24, 0)
+    start_time = time(next_hour.hour, 0)
+    end_time = time((next_hour.hour + 1) % 24, 0)
     end_day = day + timedelta(days=1) if end_time < start_time else day
     initial: dict[str, Any] = {
         "start_date": day,
