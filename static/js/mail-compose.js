@@ -31,6 +31,24 @@
     return checked ? checked.value : "text";
   }
 
+  // Quill's CSS names the font and size choices in English (`content:` strings). Each choice
+  // gets a data-label in the page's language instead, which quill.snow.css shows first and
+  // Quill copies onto the picker's label; the template renders the translated words.
+  function labelPickers() {
+    ["font", "size"].forEach(function (kind) {
+      var picker = form.querySelector(".ql-toolbar .ql-picker.ql-" + kind);
+      if (!picker) return;
+      var pickerLabel = picker.querySelector(".ql-picker-label");
+      picker.querySelectorAll(".ql-picker-item").forEach(function (item) {
+        var text = editorEl.getAttribute("data-label-" + kind + "-" + (item.getAttribute("data-value") || "default"));
+        if (!text) return;
+        item.setAttribute("data-label", text);
+        item.setAttribute("aria-label", text);
+        if (item.classList.contains("ql-selected") && pickerLabel) pickerLabel.setAttribute("data-label", text);
+      });
+    });
+  }
+
   function setupQuill() {
     if (!window.Quill || !form.getAttribute("data-quill")) return;
     var Quill = window.Quill;
@@ -54,6 +72,7 @@
         ]
       }
     });
+    labelPickers();
     quill.root.setAttribute("aria-label", document.getElementById("body-label").textContent);
     quill.root.setAttribute("role", "textbox");
     quill.root.setAttribute("aria-multiline", "true");

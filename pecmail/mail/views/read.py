@@ -124,6 +124,30 @@ def _daticert(message: Message) -> dict:
     return daticert
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote a message, for "add sender to contacts"."""
+
+    address: str
+    name: str
+
+
+def original_sender(message: Message, shown: ParsedMessage, daticert: dict) -> Sender | None:
+    """The person behind ``message``: for a PEC the original sender (daticert's ``mittente``,
+    the From of the inner postacert.eml), never the provider's posta-certificata@ envelope.
+
+    None for receipts (the provider wrote them) and for the user's own sent copies.
+    """
+    if message.is_receipt or message.kind == Message.Kind.SUBMITTED:
+        return None
+    address = str(daticert.get("mittente") or shown.from_address or message.from_address or "").strip()
+    if not address:
+        return None
+    # The display name only when it belongs to that address (an envelope's is "Per conto di: …").
+    name = shown.from_name if shown.from_address.strip().lower() == address.lower() else ""
+    return Sender(address=address, name=" ".join(name.split()))
+
+
 def reader_context(request: AuthenticatedHttpRequest, message: Message) -> dict:
     """Everything the reading pane shows for ``message`` (opening it marks it read)."""
     if not message.seen:
@@ -137,14 +161,16 @@ def reader_context(request: AuthenticatedHttpRequest, message: Message) -> dict:
     if message.kind == Message.Kind.SUBMITTED:
         receipts = selectors.receipts_for(message=message)
         deliveries = delivery_rows(selectors.deliveries_for(message=message), receipts)
+    daticert = _daticert(message)
     return {
         "message": message,
         "shown": shown,
+        "sender": original_sender(message, shown, daticert),
         "text_html": linkify_text(shown.text) if shown.text else "",
         "has_html": bool(shown.html),
         "attachments": shown.attachments,
         "envelope_attachments": parsed.attachments if shown is not parsed else [],
-        "daticert": _daticert(message),
+        "daticert": daticert,
         "deliveries": deliveries,
         "receipts": receipts,
         "move_form": MoveForm(mailbox=message.mailbox),
