@@ -123,3 +123,30 @@ def test_it_fits_the_list_and_the_reading_pane_on_a_phone(phone_page, live_serve
     page.goto(f"{live_server.url}/messages/{message.pk}/")
     expect(page.locator("iframe.message-frame")).to_be_visible()
     assert no_horizontal_overflow(page) is True
+
+
+PICKER_LABEL = "el => getComputedStyle(el, '::before').content.replace(/^\"|\"$/g, '')"
+
+
+def test_it_names_the_font_and_size_choices_in_italian(browser_page, live_server, alice):
+    from pecmail.mail.views.compose import quill_available
+
+    if not quill_available():
+        pytest.skip("Quill is not vendored (make frontend)")
+    page = browser_page
+    login(page, live_server, alice.address, PASSWORD)
+    page.context.add_cookies([{"name": "django_language", "value": "it", "url": live_server.url}])
+    page.goto(f"{live_server.url}/messages/compose/")
+    size = page.locator(".ql-toolbar .ql-picker.ql-size")
+    font = page.locator(".ql-toolbar .ql-picker.ql-font")
+    expect(size.locator(".ql-picker-label")).to_have_attribute("data-label", "Normale")
+    assert size.locator(".ql-picker-label").evaluate(PICKER_LABEL) == "Normale"
+    assert font.locator(".ql-picker-label").evaluate(PICKER_LABEL) == "Senza grazie"
+    sizes = [item.evaluate(PICKER_LABEL) for item in size.locator(".ql-picker-item").all()]
+    fonts = [item.evaluate(PICKER_LABEL) for item in font.locator(".ql-picker-item").all()]
+    assert sizes == ["Piccolo", "Normale", "Grande", "Enorme"]
+    assert fonts == ["Senza grazie", "Con grazie", "Monospaziato"]
+    # Choosing one shows its Italian name on the picker itself.
+    size.locator(".ql-picker-label").click()
+    size.locator(".ql-picker-item[data-value='28px']").click()
+    assert size.locator(".ql-picker-label").evaluate(PICKER_LABEL) == "Enorme"

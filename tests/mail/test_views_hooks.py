@@ -112,7 +112,11 @@ def test_it_adds_the_original_sender_to_contacts_through_the_form(bob, delivered
     section = hooks(page)
     response = client.post(
         reverse("contacts:add_from_address"),
-        {"address": hidden(section, "address"), "name": hidden(section, "name"), "next": hidden(section, "next")},
+        {
+            "address": hidden(section, "address"),
+            "name": hidden(section, "name"),
+            "next": hidden(section, "next"),
+        },
     )
     assert response.status_code == 302
     contact = Contact.objects.get(owner=bob.owner)
