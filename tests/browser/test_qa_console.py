@@ -24,3 +24,18 @@ def test_it_loads_the_login_page_and_every_tab_without_console_errors(
         browser_page.goto(f"{live_server.url}{path}")
         browser_page.wait_for_load_state("networkidle")
     assert errors == []
+
+
+def test_it_names_the_account_on_password_forms_for_password_managers(
+    browser_page, live_server, demo_user, settings
+):
+    hints: list[str] = []
+    browser_page.on("console", lambda m: hints.append(m.text) if "username" in m.text else None)
+    login(browser_page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
+    for path in ("/accounts/password/change/", "/accounts/reauthenticate/"):
+        browser_page.goto(f"{live_server.url}{path}")
+        browser_page.wait_for_load_state("networkidle")
+        field = browser_page.locator("main form input[autocomplete=username]")
+        assert field.get_attribute("value") == demo_user.address
+        assert field.get_attribute("name") is None
+    assert hints == []
