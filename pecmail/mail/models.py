@@ -134,6 +134,10 @@ class Message(models.Model):
     )
     # For a per-recipient receipt: the recipient it is about ("" for acceptance and the like).
     recipient = models.CharField(max_length=320, blank=True)
+    # The 12 h and 24 h timeout notices share kind and recipient (both X-Ricevuta:
+    # preavviso-errore-consegna, SPEC §3.4): "12h" / "24h" keeps them apart in the constraint
+    # below. Empty for every other message.
+    notice_stage = models.CharField(max_length=8, blank=True, default="")
     # Sent copies only: the submission as the client asked for it, and the pipeline's state.
     rcpt_addresses = models.JSONField(null=True, blank=True)
     bcc_addresses = models.JSONField(default=list, blank=True)
@@ -153,9 +157,10 @@ class Message(models.Model):
             models.Index(fields=["folder"], condition=models.Q(seen=False), name="message_folder_unread"),
         ]
         constraints = [
-            # One acceptance per submission, one receipt per message × recipient × kind.
+            # One acceptance per submission, one receipt per message × recipient × kind
+            # (× stage, for the two timeout notices).
             models.UniqueConstraint(
-                fields=["related", "kind", "recipient"],
+                fields=["related", "kind", "recipient", "notice_stage"],
                 condition=models.Q(related__isnull=False),
                 name="message_one_receipt_per_kind",
             ),

@@ -17,6 +17,8 @@ For the transport engineer:
 - A transport envelope that arrives over SMTP for local recipients is delivered with
   ``envelope_deliver_local(raw=…, recipients=[…])``; the delivery receipts it calls for are built
   with ``delivery_receipt_build(envelope=…, recipient=…, delivered=…)`` and go back to the sender.
+  Both take an optional ``classification=`` of the envelope, so a caller that has classified it
+  already does not verify it again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, index, pki
 from pecmail.certification.log import log_append
 from pecmail.certification.trust import TrustStore
+from pecmail.transport import scanner
 
 from . import parsing, storage
 from .models import Delivery, Folder, Mailbox, Message
@@ -136,7 +139,22 @@ def message_accept(*, message_id: int) -> str:
     Under ONE timestamp: the PEC identifier, the signed acceptance receipt (or avviso di non
     accettazione) in the sender's Inbox linked to the Sent copy, the transport envelope,
     the Delivery rows and the log rows. Local recipients are delivered after commit.
+    The original is virus-scanned first (SPEC §2.6): infected → avviso di non accettazione
+    per virus and the original quarantined; raises ``scanner.ScannerUnavailable`` (leaving
+    the submission pending for a retry) when the scanner cannot answer.
     """
+    pending_sha256 = (
+        Message.objects.filter(
+            pk=message_id, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
+        )
+        .values_list("raw_sha256", flat=True)
+        .first()
+    )
+    if pending_sha256 is None:
+        return "skipped"
+    # Scanned before the claim and outside any transaction: a scanner outage leaves the
+    # submission PENDING (never accepted unchecked) and clamd never holds a transaction open.
+    virus = scanner.scan(storage.raw_get(pending_sha256))
     with transaction.atomic():
         # The claim: only one run moves the submission out of PENDING; a crash rolls it back.
         claimed = Message.objects.filter(
@@ -152,6 +170,8 @@ def message_accept(*, message_id: int) -> str:
         tx = _transaction_for(sent=sent, raw=raw, pec_id=pec_id, when=when)
         problems = formal_problems(sent=sent, raw=raw)
         inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
+        if virus:
+            return _refuse_for_virus(sent=sent, raw=raw, tx=tx, identity=identity, inbox=inbox, virus=virus)
         if problems:
             reason = " ".join(problems)
             built = envelopes.build_non_acceptance(tx, identity=identity, reason=reason)
@@ -214,6 +234,37 @@ def message_accept(*, message_id: int) -> str:
         return "accepted"
 
 
+def _refuse_for_virus(
+    *,
+    sent: Message,
+    raw: bytes,
+    tx: envelopes.Transaction,
+    identity: pki.ProviderIdentity,
+    inbox: Folder,
+    virus: str,
+) -> str:
+    """The avviso di non accettazione per virus (SPEC §2.6); no envelope, no deliveries.
+
+    Runs inside message_accept's transaction. The quarantine copy is written first and is
+    idempotent (one file per sha256), so a rolled-back attempt only leaves what a retry keeps.
+    """
+    scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id, now=tx.when)
+    built = envelopes.build_non_acceptance(tx, identity=identity, reason=virus, virus=True)
+    _store_notice(sent=sent, folder=inbox, built=built, kind=Message.Kind.NON_ACCEPTANCE)
+    Message.objects.filter(pk=sent.pk).update(submission_state=Message.Submission.REFUSED, pec_id=tx.pec_id)
+    log_append(
+        event="non-accettazione-virus",
+        identifier=tx.pec_id,
+        msgid=sent.client_msgid,
+        sender=sent.mailbox.address,
+        recipients=tx_addresses(tx),
+        subject=sent.subject,
+        details={"virus": virus},
+        at=tx.when,
+    )
+    return "refused"
+
+
 def tx_addresses(tx: envelopes.Transaction) -> list[str]:
     return [r.address.lower() for r in tx.recipients]
 
@@ -249,17 +300,21 @@ class LocalDelivery:
     message: Message | None
 
 
-def envelope_deliver_local(*, raw: bytes, recipients: list[str]) -> list[LocalDelivery]:
+def envelope_deliver_local(
+    *, raw: bytes, recipients: list[str], classification: classify_module.Classification | None = None
+) -> list[LocalDelivery]:
     """File the transport envelope ``raw`` unchanged in each local recipient's Inbox.
 
     Idempotent: a recipient that already holds this envelope (same PEC id) is reported as
     delivered with the existing message. Unknown mailboxes come back as "no-dest"; no receipt
     is built here (``delivery_receipt_build`` does that), so SMTP-received envelopes can use it.
     Call inside a transaction to make the delivery and its receipt one commit.
+    ``classification`` is ``raw``'s, when the caller already has it (saves a verification).
     """
     from .services import message_store
 
-    classification = classify_module.classify(raw, trust=trust_store())
+    if classification is None:
+        classification = classify_module.classify(raw, trust=trust_store())
     pec_id = classification.pec_id or ""
     results: list[LocalDelivery] = []
     for recipient in recipients:
@@ -316,13 +371,18 @@ def delivery_local(*, delivery_id: int) -> str:
             return "skipped"
         sent = delivery.message
         envelope = storage.raw_get(sent.envelope_sha256)
-        (result,) = envelope_deliver_local(raw=envelope, recipients=[delivery.recipient])
+        # One verification of the envelope serves both the delivery and its receipt.
+        classification = classify_module.classify(envelope, trust=trust_store())
+        (result,) = envelope_deliver_local(
+            raw=envelope, recipients=[delivery.recipient], classification=classification
+        )
         built, kind = delivery_receipt_build(
             envelope=envelope,
             recipient=result.recipient,
             delivered=result.outcome == "delivered",
             when=when,
             outcome=result.outcome,
+            classification=classification,
         )
         inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
         receipt = _store_notice(sent=sent, folder=inbox, built=built, kind=kind, recipient=result.recipient)
@@ -367,17 +427,19 @@ def delivery_receipt_build(
     delivered: bool,
     when: datetime | None = None,
     outcome: str | None = None,
+    classification: classify_module.Classification | None = None,
 ) -> tuple[envelopes.BuiltMessage, str]:
     """The signed delivery receipt (or avviso di mancata consegna) for one recipient of ``envelope``.
 
     The receipt type follows the envelope: To → as requested (completa/breve), Cc → sintetica.
     When not delivered, ``outcome`` (a LocalDelivery.outcome) picks the error: "full" →
     errore "altro" (mailbox full), otherwise "no-dest". Returns the built message and its
-    Message.Kind value.
+    Message.Kind value. ``classification`` is ``envelope``'s, when the caller already has it.
     """
     identity = pki.load_identity()
     when = when or timezone.now()
-    classification = classify_module.classify(envelope, trust=trust_store())
+    if classification is None:
+        classification = classify_module.classify(envelope, trust=trust_store())
     if classification.daticert is None:
         raise ValueError("not a transport envelope: no daticert")
     headers = parsing.parse_bytes(envelope)

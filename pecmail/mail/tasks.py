@@ -11,6 +11,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from pecmail.celery import app
+from pecmail.transport.scanner import ScannerUnavailable
 
 from . import pipeline
 
@@ -30,7 +31,12 @@ COMMON = {
 }
 
 
-@shared_task(name="pecmail.mail.tasks.message_accept", **COMMON)
+# A virus scanner that cannot answer leaves the submission pending: try again later (and
+# pipeline_sweep re-enqueues it should the retries run out), never accept it unscanned.
+@shared_task(
+    name="pecmail.mail.tasks.message_accept",
+    **{**COMMON, "autoretry_for": (OperationalError, ScannerUnavailable)},
+)
 def message_accept(message_id: int) -> str:
     return pipeline.message_accept(message_id=message_id)
 

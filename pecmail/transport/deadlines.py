@@ -36,10 +36,15 @@ def _emit(*, deadline_id: int, hours: int, now: dt.datetime) -> bool:
         sent = delivery.message
         tx = sent_transaction(sent=sent, when=now)
         built = envelopes.build_timeout_notice(tx, delivery.recipient, hours, identity=pki.load_identity())
-        # The 24 h notice is final; it is filed as a non-delivery notice so that it does not collide
-        # with the 12 h warning (one notice per sent message × recipient × kind).
-        kind = Message.Kind.TIMEOUT if hours == 12 else Message.Kind.DELIVERY_ERROR
-        notice = notice_file(sent=sent, built=built, kind=kind, recipient=delivery.recipient)
+        # Both notices are X-Ricevuta: preavviso-errore-consegna (SPEC §3.4); the stage keeps the
+        # 12 h warning and the final 24 h notice apart (one notice per message × recipient × kind × stage).
+        notice = notice_file(
+            sent=sent,
+            built=built,
+            kind=Message.Kind.TIMEOUT,
+            recipient=delivery.recipient,
+            notice_stage=f"{hours}h",
+        )
         if hours == 24:
             Delivery.objects.filter(pk=delivery.pk, state=Delivery.State.QUEUED).update(
                 state=Delivery.State.TIMEOUT,

@@ -165,7 +165,7 @@ def _envelope_accept(
     ).values_list("id", flat=True)
     for row_id in list(pending):
         recipient, result_outcome = _recipient_deliver(
-            row_id=row_id, raw=raw, tx=tx, provider=provider, virus=virus, now=now
+            row_id=row_id, raw=raw, result=result, tx=tx, provider=provider, virus=virus, now=now
         )
         outcome["recipients"][recipient] = result_outcome
     if virus:
@@ -177,6 +177,7 @@ def _recipient_deliver(
     *,
     row_id: int,
     raw: bytes,
+    result: Classification,
     tx: envelopes.Transaction,
     provider,  # noqa: ANN001 - TrustedProvider
     virus: str | None,
@@ -207,9 +208,14 @@ def _recipient_deliver(
             )
             event = "rilevazione-virus"
         else:
-            (delivered,) = envelope_deliver_local(raw=raw, recipients=[recipient])
+            # ``result`` is raw's classification from inbound_process: no second verification.
+            (delivered,) = envelope_deliver_local(raw=raw, recipients=[recipient], classification=result)
             built, kind = delivery_receipt_build(
-                envelope=raw, recipient=recipient, delivered=delivered.outcome == "delivered", when=now
+                envelope=raw,
+                recipient=recipient,
+                delivered=delivered.outcome == "delivered",
+                when=now,
+                classification=result,
             )
             InboundDelivery.objects.filter(pk=row_id).update(
                 outcome=delivered.outcome,

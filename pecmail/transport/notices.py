@@ -38,8 +38,13 @@ def sent_transaction(*, sent: Message, when: dt.datetime) -> envelopes.Transacti
     )
 
 
-def notice_file(*, sent: Message, built: envelopes.BuiltMessage, kind: str, recipient: str) -> Message | None:
-    """File ``built`` in the sender's Inbox, linked to ``sent``; None if already filed."""
+def notice_file(
+    *, sent: Message, built: envelopes.BuiltMessage, kind: str, recipient: str, notice_stage: str = ""
+) -> Message | None:
+    """File ``built`` in the sender's Inbox, linked to ``sent``; None if already filed.
+
+    ``notice_stage`` ("12h" / "24h") tells the two timeout notices of one recipient apart.
+    """
     inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
     try:
         with transaction.atomic():
@@ -51,6 +56,7 @@ def notice_file(*, sent: Message, built: envelopes.BuiltMessage, kind: str, reci
                 related=sent,
                 recipient=recipient,
                 classification=classify(built.raw, trust=trust_store()),
+                notice_stage=notice_stage,
             )
     except IntegrityError:
         return None

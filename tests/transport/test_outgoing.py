@@ -164,16 +164,18 @@ def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(alice, 
     with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
         assert deadlines.deadlines_sweep() == 2
         assert deadlines.deadlines_sweep() == 0
-    notices = [(m.kind, m.recipient) for m in inbox(alice) if m.kind != Message.Kind.ACCEPTANCE]
+    notices = [(m.kind, m.notice_stage, m.recipient) for m in inbox(alice) if m.kind != Message.Kind.ACCEPTANCE]
     assert sorted(notices) == sorted(
         [
-            (Message.Kind.TIMEOUT, BOB),
-            (Message.Kind.TIMEOUT, CAROL),
-            (Message.Kind.DELIVERY_ERROR, BOB),
-            (Message.Kind.DELIVERY_ERROR, CAROL),
+            (Message.Kind.TIMEOUT, "12h", BOB),
+            (Message.Kind.TIMEOUT, "12h", CAROL),
+            (Message.Kind.TIMEOUT, "24h", BOB),
+            (Message.Kind.TIMEOUT, "24h", CAROL),
         ]
     )
     assert {d.state for d in deliveries(sent).values()} == {Delivery.State.TIMEOUT}
+    # Each recipient's Delivery points at its final (24 h) notice.
+    assert {d.receipt.notice_stage for d in deliveries(sent).values()} == {"24h"}
 
 
 def test_it_sends_only_the_final_notice_after_a_take_charge(
@@ -185,7 +187,10 @@ def test_it_sends_only_the_final_notice_after_a_take_charge(
     Delivery.objects.filter(message=sent).update(taken_in_charge_at=start)
     with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
         assert deadlines.deadlines_sweep() == 1
-    assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE, Message.Kind.DELIVERY_ERROR]
+    assert [(m.kind, m.notice_stage) for m in inbox(alice)] == [
+        (Message.Kind.ACCEPTANCE, ""),
+        (Message.Kind.TIMEOUT, "24h"),
+    ]
 
 
 def test_it_relays_outbox_rows_a_crash_left_unpublished(alice, provider_b, routed_sink, submit, monkeypatch):
