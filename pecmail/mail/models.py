@@ -179,6 +179,13 @@ class Message(models.Model):
     def is_receipt(self) -> bool:
         return self.kind not in (self.Kind.ORDINARY, self.Kind.CERTIFIED, self.Kind.SUBMITTED)
 
+    def get_kind_display(self) -> str:
+        # The final 24 h timeout notice shares its kind with the 12 h warning but says the
+        # message was not delivered: every list, badge and reader labels it as such.
+        if self.kind == self.Kind.TIMEOUT and self.notice_stage == "24h":
+            return str(_("Non-delivery notice (time limit exceeded)"))
+        return self._get_FIELD_display(self._meta.get_field("kind"))
+
 
 class Delivery(models.Model):
     """One recipient of a sent message, and how far its delivery got."""

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pecmail.certification import classify as classify_module
 from pecmail.mail import pipeline, storage
 from pecmail.mail.models import Delivery, Message
-from tests.mail.test_pipeline import BOB, inbox, submit  # noqa: F401
+from tests.mail import test_pipeline
+from tests.mail.test_pipeline import BOB, inbox
+
+# The Messages pipeline tests' submit-as-alice fixture.
+submit = test_pipeline.submit
 
 
 def test_it_classifies_the_envelope_once_per_local_delivery(alice, bob, submit, monkeypatch):
@@ -31,7 +35,9 @@ def test_it_gives_the_same_receipt_with_or_without_a_precomputed_classification(
     envelope = storage.raw_get(sent.envelope_sha256)
     precomputed = classify_module.classify(envelope, trust=pipeline.trust_store())
 
-    built_plain, kind_plain = pipeline.delivery_receipt_build(envelope=envelope, recipient=BOB, delivered=True)
+    built_plain, kind_plain = pipeline.delivery_receipt_build(
+        envelope=envelope, recipient=BOB, delivered=True
+    )
     built_given, kind_given = pipeline.delivery_receipt_build(
         envelope=envelope, recipient=BOB, delivered=True, classification=precomputed
     )

@@ -11,7 +11,12 @@ from pecmail.certification.models import ProviderLogEntry
 from pecmail.mail import pipeline, services, tasks
 from pecmail.mail.models import Delivery, Message
 from pecmail.transport import scanner
-from tests.mail.test_pipeline import BOB, assert_signed_by_us, inbox, raw_of, submit, trust  # noqa: F401
+from tests.mail import test_pipeline
+from tests.mail.test_pipeline import BOB, assert_signed_by_us, inbox, raw_of
+
+# The Messages pipeline tests' fixtures: submit as alice, and a trust store holding us.
+submit = test_pipeline.submit
+trust = test_pipeline.trust
 
 EICAR_ATTACHMENT = ("eicar.com", "application/octet-stream", scanner.EICAR)
 
@@ -69,7 +74,9 @@ def test_it_accepts_and_delivers_a_clean_submission_while_scanning(alice, bob, s
     assert default_storage.exists("quarantine") is False
 
 
-def test_it_leaves_the_submission_pending_when_the_scanner_is_unavailable(alice, bob, provider, settings, tmp_path):
+def test_it_leaves_the_submission_pending_when_the_scanner_is_unavailable(
+    alice, bob, provider, settings, tmp_path
+):
     settings.PEC_VIRUS_SCANNER = "clamd"
     settings.PEC_CLAMD_SOCKET = str(tmp_path / "no-clamd.sock")
     sent = services.message_submit(
@@ -93,7 +100,9 @@ def test_it_leaves_the_submission_pending_when_the_scanner_is_unavailable(alice,
     assert sent.submission_state == Message.Submission.ACCEPTED
 
 
-def test_it_retries_the_acceptance_task_while_the_scanner_is_unavailable(alice, provider, settings, monkeypatch):
+def test_it_retries_the_acceptance_task_while_the_scanner_is_unavailable(
+    alice, provider, settings, monkeypatch
+):
     sent = services.message_submit(
         mailbox=alice, to=[BOB], cc=[], subject="Fattura", body_text="b", body_html=None, attachments=[]
     )

@@ -164,7 +164,9 @@ def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(alice, 
     with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
         assert deadlines.deadlines_sweep() == 2
         assert deadlines.deadlines_sweep() == 0
-    notices = [(m.kind, m.notice_stage, m.recipient) for m in inbox(alice) if m.kind != Message.Kind.ACCEPTANCE]
+    notices = [
+        (m.kind, m.notice_stage, m.recipient) for m in inbox(alice) if m.kind != Message.Kind.ACCEPTANCE
+    ]
     assert sorted(notices) == sorted(
         [
             (Message.Kind.TIMEOUT, "12h", BOB),
