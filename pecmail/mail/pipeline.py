@@ -5,9 +5,13 @@
                           acceptance or non-acceptance                delivery receipt or
                           (signed, into the sender's Inbox)           avviso di mancata consegna
 
+A submission is virus-scanned (``pecmail.transport.scanner``) before it is accepted: infected →
+avviso di non accettazione per virus and the original quarantined; a scanner that cannot answer
+leaves it pending (the task retries; the sweep re-enqueues it).
+
 Every step claims its work with a conditional UPDATE inside one transaction, and unique
 constraints (one acceptance per submission, one delivery per message × mailbox, one receipt
-per message × recipient × kind) make a repeated task a no-op. All PEC formats and signatures
+per message × recipient × kind × notice stage) make a repeated task a no-op. All PEC formats and signatures
 come from ``pecmail.certification``; this module only decides, stores and links.
 
 For the transport engineer:
