@@ -39,6 +39,11 @@ def quill_available() -> bool:
     return finders.find("vendor/quill/quill.js") is not None
 
 
+def _from_display(mailbox: Mailbox) -> str:
+    """The sender as a person reads it; ``Mailbox.from_header`` is RFC 2047-encoded for the wire."""
+    return f"{mailbox.display_name} <{mailbox.address}>" if mailbox.display_name else mailbox.address
+
+
 def _wants_json(request: AuthenticatedHttpRequest) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -58,6 +63,7 @@ def _page(
     context = {
         "tab": "mail",
         "mailbox": mailbox,
+        "from_display": _from_display(mailbox),
         "folders": folders_sidebar(mailbox=mailbox),
         "folder": system_folder(mailbox=mailbox, role=Folder.Role.DRAFTS),
         "form": form,
