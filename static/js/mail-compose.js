@@ -73,6 +73,9 @@
       }
     });
     labelPickers();
+    // Quill's link tooltip has an unlabelled text input; name it in the page's language.
+    var linkInput = editorEl.querySelector(".ql-tooltip input[data-link]");
+    if (linkInput) linkInput.setAttribute("aria-label", editorEl.getAttribute("data-label-link") || "");
     quill.root.setAttribute("aria-label", document.getElementById("body-label").textContent);
     quill.root.setAttribute("role", "textbox");
     quill.root.setAttribute("aria-multiline", "true");
