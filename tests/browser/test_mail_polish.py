@@ -28,3 +28,12 @@ def test_it_labels_the_editor_link_input_in_italian(browser_page, live_server, a
     link_input = page.locator("#editor input[data-link]")
     assert link_input.count() == 1
     assert link_input.get_attribute("aria-label") == "Indirizzo del collegamento"
+
+
+def test_it_loads_the_attach_icon_image(browser_page, live_server, alice):
+    page = browser_page
+    login(page, live_server, alice.address, PASSWORD)
+    page.goto(f"{live_server.url}/messages/compose/")
+    icon = page.locator("label[for=id_attach] img.attach-icon")
+    icon.wait_for()
+    assert icon.evaluate("img => img.complete && img.naturalWidth > 0") is True
