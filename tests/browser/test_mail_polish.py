@@ -37,3 +37,60 @@ def test_it_loads_the_attach_icon_image(browser_page, live_server, alice):
     icon = page.locator("label[for=id_attach] img.attach-icon")
     icon.wait_for()
     assert icon.evaluate("img => img.complete && img.naturalWidth > 0") is True
+
+
+# How many line boxes the text of each matching element takes (words broken mid-way → more than one).
+TEXT_LINES = """els => els.map(el => {
+    const range = document.createRange();
+    range.selectNodeContents(el);
+    return new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top))).size;
+})"""
+ADDRESS_LINES = """(row, address) => {
+    const walker = document.createTreeWalker(row, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(address);
+        if (at < 0) continue;
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, at + address.length);
+        return new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top))).size;
+    }
+    return 0;
+}"""
+
+
+def test_it_keeps_the_delivery_table_readable_on_a_375px_phone(phone_page, live_server, alice):
+    from django.conf import settings
+
+    from pecmail.mail.models import Delivery, Folder, Message
+    from tests.browser.conftest import no_horizontal_overflow
+    from tests.mail.ui_factories import store
+
+    bob = f"bob@{settings.PEC_DOMAIN}"
+    carol = f"carol.verdi@{settings.PEC_DOMAIN}"
+    sent = store(
+        alice,
+        role=Folder.Role.SENT,
+        sender=alice.from_header,
+        to=f"{bob}, {carol}",
+        subject="Fattura 42",
+        fields={"kind": Message.Kind.SUBMITTED},
+    )
+    Delivery.objects.create(message=sent, recipient=bob, state=Delivery.State.DELIVERED)
+    Delivery.objects.create(message=sent, recipient=carol, state=Delivery.State.QUEUED)
+    page = phone_page
+    login(page, live_server, alice.address, PASSWORD)
+    page.context.add_cookies([{"name": "django_language", "value": "it", "url": live_server.url}])
+    page.goto(f"{live_server.url}/messages/{sent.pk}/")
+    table = page.locator("table.delivery-table")
+    table.wait_for()
+    assert no_horizontal_overflow(page) is True
+    headers = table.locator("thead th")
+    assert headers.first.inner_text() == "Destinatario"
+    assert headers.evaluate_all(TEXT_LINES) == [1, 1, 1, 1]
+    for address in (bob, carol):
+        row = table.locator(f'tr.delivery[data-recipient="{address}"]')
+        assert row.evaluate(ADDRESS_LINES, address) == 1
+        assert row.locator("th").evaluate("th => th.scrollWidth <= th.clientWidth") is True
+    states = table.locator("td .state")
+    assert states.evaluate_all(TEXT_LINES) == [1, 1]
