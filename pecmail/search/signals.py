@@ -35,4 +35,3 @@ def message_saved(sender: type[Message], instance: Message, created: bool, **kwa
     if not created and update_fields is not None and not (set(update_fields) & INDEXED_FIELDS):
         return
     services.message_index(message=instance)
-

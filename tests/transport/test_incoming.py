@@ -207,7 +207,9 @@ def test_it_takes_charge_of_each_part_of_an_envelope_split_over_two_transactions
     assert len(inbox(carol)) == 1
 
 
-def test_it_wraps_malformed_mime_in_an_anomaly_envelope(bob, local_provider, django_capture_on_commit_callbacks):
+def test_it_wraps_malformed_mime_in_an_anomaly_envelope(
+    bob, local_provider, django_capture_on_commit_callbacks
+):
     raw = b'Content-Type: multipart/mixed; boundary="\r\n\r\n--nope\r\n\x00\xff garbage\r\n'
     receive(raw, [bob.address], django_capture_on_commit_callbacks)
     (message,) = inbox(bob)

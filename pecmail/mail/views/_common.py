@@ -27,9 +27,7 @@ def folders_sidebar(*, mailbox: Mailbox) -> list[Folder]:
         .annotate(n=Count("*"))
         .values("n")
     )
-    folders = list(
-        Folder.objects.filter(mailbox=mailbox).annotate(unread=Coalesce(Subquery(unread), 0))
-    )
+    folders = list(Folder.objects.filter(mailbox=mailbox).annotate(unread=Coalesce(Subquery(unread), 0)))
     drafts = Draft.objects.filter(mailbox=mailbox).count()
     for folder in folders:
         if folder.role == Folder.Role.DRAFTS:

@@ -30,7 +30,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("Demo data is for development only: refusing with DEBUG off.")
-        call_command("pec", "init-provider", "--domain", settings.PEC_DOMAIN, "--name", settings.PEC_PROVIDER_NAME)
+        call_command(
+            "pec", "init-provider", "--domain", settings.PEC_DOMAIN, "--name", settings.PEC_PROVIDER_NAME
+        )
         password = settings.PEC_DEMO_PASSWORD
         lines = []
         for local, name in DEMO_MAILBOXES:

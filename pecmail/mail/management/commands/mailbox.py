@@ -21,7 +21,9 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="Create a mailbox and its login.")
         create.add_argument("address")
         create.add_argument("--name", default="", help="Display name shown in From.")
-        create.add_argument("--password", help="Password (asked for when omitted and a terminal is attached).")
+        create.add_argument(
+            "--password", help="Password (asked for when omitted and a terminal is attached)."
+        )
         create.add_argument("--random-password", action="store_true", help="Generate and print a password.")
         sub.add_parser("list", help="List mailboxes.")
 
