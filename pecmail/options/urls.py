@@ -19,4 +19,5 @@ urlpatterns = [
     path("rules/<int:rule_id>/move/", views.rule_move, name="rule_move"),
     path("rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule_toggle"),
     path("security/", views.security, name="security"),
+    path("language/", views.language_switch, name="language_switch"),
 ]

@@ -10,12 +10,26 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.i18n import set_language
 
 from pecmail.lib.http import AuthenticatedHttpRequest
 from pecmail.mail.selectors import mailbox_for_user
 
 from . import selectors, services, tasks
 from .forms import GeneralForm, NotificationAddressForm, RuleForm
+
+
+@require_POST
+def language_switch(request: HttpRequest) -> HttpResponse:
+    """The footer's language switch: for a signed-in user it also becomes the saved preference.
+
+    Without this the next login would bring back the language saved in Options.
+    """
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        services.preferences_update(user=request.user, language=language)
+    return response
 
 
 def _page(request: HttpRequest, template: str, context: dict, status: int = 200) -> HttpResponse:
