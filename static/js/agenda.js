@@ -33,6 +33,14 @@
       });
     }
 
+    // Time grids open at 07:00 (or the earliest event's hour); the rest of the day is a scroll away.
+    document.querySelectorAll("[data-agenda-grid]").forEach(function (grid) {
+      var box = grid.querySelector(".agenda-grid__scroll");
+      var hour = grid.querySelector(".agenda-grid__hours [data-hour='" + grid.getAttribute("data-first-hour") + "']");
+      // offsetTop counts from .agenda-grid__body (position: relative), the top of the scrolled content.
+      if (box && hour) box.scrollTop = Math.max(hour.offsetTop, 0);
+    });
+
     // The event form: time fields only for timed events, repeat details only when repeating.
     var allDay = document.getElementById("id_all_day");
     if (allDay) {

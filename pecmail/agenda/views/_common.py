@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -153,3 +154,106 @@ def rule_text(event: Event, tz: ZoneInfo) -> str:
             "n": rule["count"],
         }
     return text[:1].upper() + text[1:]
+
+
+# The week and day time grids: one row per quarter hour, events placed by CSS classes
+# (``agenda-start-qN``, ``agenda-dur-qN``, ``agenda-lanes-N agenda-lane-I``) because CSP forbids
+# inline styles. agenda.css defines exactly these classes.
+QUARTERS_PER_DAY = 96
+MAX_LANES = 4
+FIRST_VISIBLE_HOUR = 7
+
+
+@dataclass(frozen=True)
+class PlacedOccurrence:
+    """A timed occurrence clipped to one local day and placed on the quarter-hour grid."""
+
+    occ: Occurrence
+    start: datetime
+    end: datetime
+    start_q: int
+    dur_q: int
+    lane: int
+    lanes: int
+
+    @property
+    def classes(self) -> str:
+        return (
+            f"agenda-start-q{self.start_q} agenda-dur-q{self.dur_q} "
+            f"agenda-lanes-{self.lanes} agenda-lane-{self.lane}"
+        )
+
+
+def _quarter(moment: datetime, day: date) -> int:
+    """The wall-clock quarter hour of ``moment`` on ``day`` (0..96; the next day is 96)."""
+    if moment.date() < day:
+        return 0
+    if moment.date() > day:
+        return QUARTERS_PER_DAY
+    return (moment.hour * 60 + moment.minute) // 15
+
+
+def _place_day(timed: list[Occurrence], day: date, tz: ZoneInfo) -> list[PlacedOccurrence]:
+    rows: list[tuple[int, int, Occurrence, datetime, datetime]] = []
+    for occurrence in timed:
+        start, end = occurrence.start.astimezone(tz), occurrence.end.astimezone(tz)
+        start_q = _quarter(start, day)
+        end_local_q = _quarter(end, day)
+        # A partly used quarter still shows: the end rounds up.
+        if end.date() == day and (end.minute % 15 or end.second):
+            end_local_q += 1
+        end_q = min(max(end_local_q, start_q + 1), QUARTERS_PER_DAY)
+        start_q = min(start_q, QUARTERS_PER_DAY - 1)
+        rows.append((start_q, end_q, occurrence, start, end))
+    rows.sort(key=lambda r: (r[0], -r[1]))
+    placed: list[PlacedOccurrence] = []
+    cluster: list[tuple[int, int, Occurrence, datetime, datetime, int]] = []
+    lane_ends: list[int] = []
+    cluster_end = -1
+
+    def flush() -> None:
+        lanes = min(len(lane_ends), MAX_LANES)
+        for start_q, end_q, occurrence, start, end, lane in cluster:
+            placed.append(
+                PlacedOccurrence(occurrence, start, end, start_q, end_q - start_q, min(lane, MAX_LANES - 1), lanes)
+            )
+
+    for start_q, end_q, occurrence, start, end in rows:
+        # Events overlapping each other transitively share one set of lanes (columns).
+        if cluster and start_q >= cluster_end:
+            flush()
+            cluster, lane_ends = [], []
+        free = next((i for i, lane_end in enumerate(lane_ends) if lane_end <= start_q), None)
+        if free is None:
+            free = len(lane_ends)
+            lane_ends.append(end_q)
+        else:
+            lane_ends[free] = end_q
+        cluster.append((start_q, end_q, occurrence, start, end, free))
+        cluster_end = max(cluster_end, end_q) if len(cluster) > 1 else end_q
+    if cluster:
+        flush()
+    return placed
+
+
+def grid_days(occurrences: list[Occurrence], days: list[date], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Per day: the all-day occurrences (for the strip) and the timed ones placed on the grid."""
+    buckets = bucket_by_day(occurrences, days, tz)
+    return [
+        {
+            "date": day,
+            "occurrences": buckets[day],
+            "all_day": [o for o in buckets[day] if o.all_day],
+            "timed": _place_day([o for o in buckets[day] if not o.all_day], day, tz),
+        }
+        for day in days
+    ]
+
+
+def grid_first_hour(columns: list[dict[str, Any]]) -> int:
+    """The hour the grid opens scrolled to: 07:00, or earlier when an event starts earlier."""
+    starts = [placed.start_q // 4 for column in columns for placed in column["timed"]]
+    return min([FIRST_VISIBLE_HOUR, *starts])
+
+
+GRID_HOURS = [(hour, f"{hour:02d}:00", hour * 4) for hour in range(24)]

@@ -16,9 +16,12 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 from .. import selectors, services
 from ._common import (
     bucket_by_day,
+    GRID_HOURS,
     checked_date,
     day_url,
     frame,
+    grid_days,
+    grid_first_hour,
     list_url,
     local_midnight,
     month_url,
@@ -94,7 +97,6 @@ def week(request: AuthenticatedHttpRequest, year: int, month: int, day: int) -> 
         start=local_midnight(monday, tz),
         end=local_midnight(monday + timedelta(days=7), tz),
     )
-    buckets = bucket_by_day(found, days, tz)
     context = frame(
         request,
         view="week",
@@ -104,7 +106,9 @@ def week(request: AuthenticatedHttpRequest, year: int, month: int, day: int) -> 
         next_url=week_url(anchor + timedelta(days=7)),
         today_url=week_url(today(tz)),
     )
-    context["days"] = [{"date": d, "occurrences": buckets[d]} for d in days]
+    context["days"] = grid_days(found, days, tz)
+    context["hours"] = GRID_HOURS
+    context["first_hour"] = grid_first_hour(context["days"])
     return render(request, "agenda/week.html", context)
 
 
@@ -129,8 +133,9 @@ def day(request: AuthenticatedHttpRequest, year: int, month: int, day: int) -> H
         next_url=day_url(anchor + timedelta(days=1)),
         today_url=day_url(today(tz)),
     )
-    context["all_day"] = [o for o in found if o.all_day]
-    context["timed"] = [o for o in found if not o.all_day]
+    context["days"] = grid_days(found, [anchor], tz)
+    context["hours"] = GRID_HOURS
+    context["first_hour"] = grid_first_hour(context["days"])
     return render(request, "agenda/day.html", context)
 
 
