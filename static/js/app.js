@@ -17,11 +17,18 @@
       }
     }
 
-    // The language switch applies on change; its button stays for keyboard and no-JS users.
+    // The language switch applies at once only when picked with a pointer (mouse, touch):
+    // arrow keys also fire "change" on a closed select, and submitting then would navigate
+    // away before a keyboard user reaches the wanted language. Keyboard users (and no-JS
+    // visitors) apply their choice with the visible button.
     document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
       var select = form.querySelector("select");
       if (!select) return;
+      var byPointer = false;
+      select.addEventListener("pointerdown", function () { byPointer = true; });
+      select.addEventListener("keydown", function () { byPointer = false; });
       select.addEventListener("change", function () {
+        if (!byPointer) return;
         if (form.requestSubmit) form.requestSubmit();
         else form.submit();
       });
