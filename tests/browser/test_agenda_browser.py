@@ -142,3 +142,67 @@ def test_it_collapses_the_month_into_a_list_on_a_phone(phone_page, live_server, 
     assert page.get_by_text("No events this month.").is_visible() is True
     page.goto(f"{live_server.url}/calendar/events/new/")
     assert no_horizontal_overflow(page) is True
+
+
+def _grid_events(owner):
+    calendar = services.calendar_default_ensure(user=owner)
+    for title, start, end in (
+        ("Udienza", dt.datetime(2026, 3, 17, 9, tzinfo=ROME), dt.datetime(2026, 3, 17, 10, 30, tzinfo=ROME)),
+        ("Telefonata", dt.datetime(2026, 3, 17, 9, 30, tzinfo=ROME), dt.datetime(2026, 3, 17, 10, tzinfo=ROME)),
+    ):
+        services.event_create(calendar=calendar, title=title, start=start, end=end, time_zone="Europe/Rome")
+    services.event_create(
+        calendar=calendar,
+        title="Ferie",
+        start=dt.datetime(2026, 3, 18, tzinfo=ROME),
+        end=dt.datetime(2026, 3, 19, tzinfo=ROME),
+        time_zone="Europe/Rome",
+        all_day=True,
+    )
+
+
+def test_it_shows_the_week_as_a_time_grid_on_a_desktop(browser_page, live_server, demo_user, settings):
+    _grid_events(demo_user.owner)
+    page = browser_page
+    login(page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/calendar/week/2026/3/17/")
+    grid = page.locator(".agenda-weekgrid [data-agenda-grid]")
+    assert grid.is_visible() is True
+    assert page.locator("ol.agenda-week").is_visible() is False
+    assert no_horizontal_overflow(page) is True
+    nine = grid.locator(".agenda-grid__hours [data-hour='9']").bounding_box()
+    ten = grid.locator(".agenda-grid__hours [data-hour='10']").bounding_box()
+    hour = ten["y"] - nine["y"]
+    hearing = grid.locator(".agenda-grid__event", has_text="Udienza").bounding_box()
+    call = grid.locator(".agenda-grid__event", has_text="Telefonata").bounding_box()
+    # The grid opens at 07:00: the 09:00 row is on screen without scrolling the page.
+    assert grid.locator(".agenda-grid__hours [data-hour='7']").is_visible() is True
+    assert page.evaluate("document.querySelector('.agenda-grid__scroll').scrollTop") > 0
+    # 09:00–10:30 starts in the 09 row and is one and a half hours tall.
+    row_top = grid.locator(".agenda-grid__col[data-date='2026-03-17']").bounding_box()["y"]
+    assert abs((hearing["y"] - row_top) - 9 * hour) < 2
+    assert abs(hearing["height"] - 1.5 * hour) < 2
+    # The overlapping call sits beside it, half an hour lower.
+    assert call["x"] >= hearing["x"] + hearing["width"] - 1
+    assert abs((call["y"] - hearing["y"]) - hour / 2) < 2
+    strip = grid.locator(".agenda-grid__allday")
+    assert strip.get_by_text("Ferie").is_visible() is True
+    # Keyboard navigation still moves between weeks.
+    page.locator("main").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_url("**/calendar/week/2026/3/24/")
+
+
+def test_it_keeps_week_and_day_inside_a_phone_screen(phone_page, live_server, demo_user, settings):
+    _grid_events(demo_user.owner)
+    page = phone_page
+    login(page, live_server, demo_user.address, settings.PEC_DEMO_PASSWORD)
+    page.goto(f"{live_server.url}/calendar/week/2026/3/17/")
+    assert no_horizontal_overflow(page) is True
+    assert page.locator(".agenda-weekgrid").is_visible() is False
+    assert page.locator("ol.agenda-week").get_by_text("Udienza").is_visible() is True
+    page.goto(f"{live_server.url}/calendar/day/2026/3/17/")
+    assert no_horizontal_overflow(page) is True
+    assert page.locator("[data-agenda-grid]").is_visible() is True
+    assert page.locator(".agenda-grid__event", has_text="Udienza").is_visible() is True
+    assert page.locator(".agenda-grid__allday").get_by_text("Ferie").count() == 0
