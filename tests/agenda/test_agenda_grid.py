@@ -7,7 +7,6 @@ from django.test import Client
 from django.urls import reverse
 
 from pecmail.agenda import services
-
 from tests.agenda.conftest import ROME, make_event
 
 
@@ -25,12 +24,17 @@ def _event_classes(html: str, title: str) -> list[set[str]]:
 
 
 def _column(html: str, day: str) -> str:
-    return re.search(rf'<ol class="agenda-grid__col[^"]*"[^>]*data-date="{day}">(.*?)</ol>', html, re.S).group(1)
+    return re.search(
+        rf'<ol class="agenda-grid__col[^"]*"[^>]*data-date="{day}">(.*?)</ol>', html, re.S
+    ).group(1)
 
 
 def test_it_places_a_09_00_to_10_30_event_in_the_09_row_with_a_one_and_a_half_hour_span(alice_client, work):
     make_event(
-        work, title="Udienza", start=dt.datetime(2026, 3, 17, 9, tzinfo=ROME), end=dt.datetime(2026, 3, 17, 10, 30, tzinfo=ROME)
+        work,
+        title="Udienza",
+        start=dt.datetime(2026, 3, 17, 9, tzinfo=ROME),
+        end=dt.datetime(2026, 3, 17, 10, 30, tzinfo=ROME),
     )
     for url in (reverse("agenda:week", args=[2026, 3, 18]), reverse("agenda:day", args=[2026, 3, 17])):
         page = _grid(alice_client.get(url).content.decode())
@@ -62,7 +66,9 @@ def test_it_puts_an_all_day_event_in_the_all_day_strip(alice_client, work):
     )
     for url in (reverse("agenda:week", args=[2026, 3, 18]), reverse("agenda:day", args=[2026, 3, 17])):
         page = _grid(alice_client.get(url).content.decode())
-        strip = re.search(r'<div class="agenda-grid__row agenda-grid__allday">(.*?)</div>', page, re.S).group(1)
+        strip = re.search(r'<div class="agenda-grid__row agenda-grid__allday">(.*?)</div>', page, re.S).group(
+            1
+        )
         assert "Ferie" in strip, url
         assert _event_classes(page, "Ferie") == [], url
 
@@ -98,7 +104,10 @@ def test_it_places_recurring_occurrences_in_the_user_s_time_zone(alice, alice_cl
 
 def test_it_clips_an_overnight_event_to_each_day_and_opens_at_its_early_hour(alice_client, work):
     make_event(
-        work, title="Notte", start=dt.datetime(2026, 3, 16, 22, tzinfo=ROME), end=dt.datetime(2026, 3, 17, 6, tzinfo=ROME)
+        work,
+        title="Notte",
+        start=dt.datetime(2026, 3, 16, 22, tzinfo=ROME),
+        end=dt.datetime(2026, 3, 17, 6, tzinfo=ROME),
     )
     page = _grid(alice_client.get(reverse("agenda:week", args=[2026, 3, 18])).content.decode())
     [evening, morning] = _event_classes(page, "Notte")

@@ -148,7 +148,11 @@ def _grid_events(owner):
     calendar = services.calendar_default_ensure(user=owner)
     for title, start, end in (
         ("Udienza", dt.datetime(2026, 3, 17, 9, tzinfo=ROME), dt.datetime(2026, 3, 17, 10, 30, tzinfo=ROME)),
-        ("Telefonata", dt.datetime(2026, 3, 17, 9, 30, tzinfo=ROME), dt.datetime(2026, 3, 17, 10, tzinfo=ROME)),
+        (
+            "Telefonata",
+            dt.datetime(2026, 3, 17, 9, 30, tzinfo=ROME),
+            dt.datetime(2026, 3, 17, 10, tzinfo=ROME),
+        ),
     ):
         services.event_create(calendar=calendar, title=title, start=start, end=end, time_zone="Europe/Rome")
     services.event_create(

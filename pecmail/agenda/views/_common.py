@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -215,7 +215,9 @@ def _place_day(timed: list[Occurrence], day: date, tz: ZoneInfo) -> list[PlacedO
         lanes = min(len(lane_ends), MAX_LANES)
         for start_q, end_q, occurrence, start, end, lane in cluster:
             placed.append(
-                PlacedOccurrence(occurrence, start, end, start_q, end_q - start_q, min(lane, MAX_LANES - 1), lanes)
+                PlacedOccurrence(
+                    occurrence, start, end, start_q, end_q - start_q, min(lane, MAX_LANES - 1), lanes
+                )
             )
 
     for start_q, end_q, occurrence, start, end in rows:

@@ -15,8 +15,8 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 
 from .. import selectors, services
 from ._common import (
-    bucket_by_day,
     GRID_HOURS,
+    bucket_by_day,
     checked_date,
     day_url,
     frame,
