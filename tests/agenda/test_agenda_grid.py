@@ -125,3 +125,14 @@ def test_it_keeps_the_grid_to_its_owner(alice, charlie, work):
         client.force_login(user)
         for url in (reverse("agenda:week", args=[2026, 3, 16]), reverse("agenda:day", args=[2026, 3, 16])):
             assert ("Riservato" in client.get(url).content.decode()) is expected, (user, url)
+
+
+def test_it_keeps_a_daily_09_00_in_the_09_row_across_the_summer_time_switch(alice_client, work):
+    make_event(
+        work, title="Caffè", start=dt.datetime(2026, 3, 28, 9, tzinfo=ROME), rrule="FREQ=DAILY;COUNT=2"
+    )
+    page = _grid(alice_client.get(reverse("agenda:week", args=[2026, 3, 28])).content.decode())
+    placed = _event_classes(page, "Caffè")
+    assert len(placed) == 2
+    assert all({"agenda-start-q36", "agenda-dur-q4"} <= classes for classes in placed)
+    assert "Caffè" in _column(page, "2026-03-29")
