@@ -13,6 +13,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("accounts/email/", email_management_disabled),
+    path("accounts/confirm-email/", include("pecmail.accounts.disabled_urls")),
     path("accounts/", include("allauth.urls")),
     path("messages/", include("pecmail.mail.urls")),
     path("contacts/", include("pecmail.contacts.urls")),

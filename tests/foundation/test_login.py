@@ -101,6 +101,15 @@ def test_it_does_not_let_users_change_their_login_address(alice_client):
     assert alice_client.get("/accounts/email/").status_code == 404
 
 
+@pytest.mark.parametrize("url", ["/accounts/confirm-email/", "/accounts/confirm-email/MTI:1abc:xyz/"])
+def test_it_has_no_email_verification_pages(client, alice_client, url):
+    """pecmail never sends a verification e-mail: no page may claim it did."""
+    for visitor in (client, alice_client):
+        response = visitor.get(url)
+        assert response.status_code == 404
+        assert "sent" not in response.content.decode().lower()
+
+
 def test_it_logs_out_with_a_post(client, alice):
     post_login(client, alice.address, PASSWORD)
     response = client.post(reverse("account_logout"))
