@@ -181,12 +181,19 @@ class SearchBackend:
         raise NotImplementedError
 
     def _browse(
-        self, *, mailbox_ids: list[int], filters: MessageFilters, cursor: Cursor | None, limit: int
+        self,
+        *,
+        mailbox_ids: list[int],
+        filters: MessageFilters,
+        cursor: Cursor | None,
+        limit: int,
+        sql: _Sql | None = None,
     ) -> list[RawHit]:
-        """Filters alone, newest first (no text query)."""
-        sql = _Sql()
-        _scope_sql(mailbox_ids, sql)
-        _filter_sql(filters, sql)
+        """Filters alone, newest first (no text query); ``sql`` may carry extra conditions."""
+        if sql is None:
+            sql = _Sql()
+            _scope_sql(mailbox_ids, sql)
+            _filter_sql(filters, sql)
         if cursor is not None and cursor.date is not None:
             sql.add(
                 "(d.date, d.message_id) < (%s, %s)",
@@ -344,19 +351,7 @@ class SqliteBackend(SearchBackend):
         if exclude:
             # Only exclusions: every document but those (FTS5 has no unary NOT).
             sql.add(f"d.message_id NOT IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %s)", exclude)  # noqa: S608
-            if cursor is not None and cursor.date is not None:
-                sql.add(
-                    "(d.date, d.message_id) < (%s, %s)",
-                    connection.ops.adapt_datetimefield_value(cursor.date),
-                    cursor.message_id,
-                )
-            statement = (
-                f"SELECT d.message_id FROM {_from_sql(filters)} WHERE {' AND '.join(sql.where)} "  # noqa: S608
-                "ORDER BY d.date DESC, d.message_id DESC LIMIT %s"
-            )
-            with connection.cursor() as db:
-                db.execute(statement, [*sql.params, limit])
-                return [RawHit(message_id=row[0]) for row in db.fetchall()]
+            return self._browse(mailbox_ids=mailbox_ids, filters=filters, cursor=cursor, limit=limit, sql=sql)
         source = f"{FTS} JOIN {DOC} d ON d.message_id = {FTS}.rowid{_message_join(filters)}"
         inner = (
             f"SELECT d.message_id AS message_id, d.date AS date, -{self.BM25} AS score FROM {source} "  # noqa: S608
