@@ -86,6 +86,22 @@ def _head_for_update() -> ProviderLogHead:
     return head
 
 
+@dataclass(frozen=True)
+class LogEvent:
+    """One event to append; see ``log_append`` for the fields."""
+
+    event: str
+    identifier: str
+    msgid: str = ""
+    sender: str = ""
+    recipients: Iterable[str] = ()
+    subject: str = ""
+    related_ids: Iterable[str] = ()
+    provider: str = ""
+    details: dict[str, Any] | None = None
+    at: dt.datetime | None = None
+
+
 def log_append(
     *,
     event: str,
@@ -104,32 +120,69 @@ def log_append(
     ``at`` is the transaction's single timestamp (SPEC §7.2; default now). Runs in its own
     atomic block: inside a caller's transaction the log row commits or rolls back with it.
     """
-    if not event:
-        raise ValueError("event is required")
-    at = at or timezone.now()
-    if timezone.is_naive(at):
-        raise ValueError("at must be an aware datetime")
-    details_json = json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    (entry,) = log_append_many(
+        [
+            LogEvent(
+                event=event,
+                identifier=identifier,
+                msgid=msgid,
+                sender=sender,
+                recipients=recipients,
+                subject=subject,
+                related_ids=related_ids,
+                provider=provider,
+                details=details,
+                at=at,
+            )
+        ]
+    )
+    return entry
+
+
+def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
+    """Append several events in order under one lock of the head row (group commit).
+
+    The chain is the same as appending them one by one: each row's ``prev_hash`` is the
+    previous row's ``hash``. All rows commit or roll back together with the caller.
+    """
+    now = timezone.now()
+    pending = []
+    for item in events:
+        if not item.event:
+            raise ValueError("event is required")
+        at = item.at or now
+        if timezone.is_naive(at):
+            raise ValueError("at must be an aware datetime")
+        pending.append((item, at))
+    if not pending:
+        return []
+    entries = []
     with transaction.atomic():
         head = _head_for_update()
-        entry = ProviderLogEntry(
-            seq=head.seq + 1,
-            at=at,
-            event=_text(event, 64),
-            identifier=_text(identifier, 255),
-            msgid=_text(msgid, 998),
-            sender=_text(sender, 254),
-            recipients=[_text(r) for r in recipients],
-            subject=_text(subject),
-            related_ids=[_text(r) for r in related_ids],
-            provider=_text(provider, 200),
-            details_json=details_json,
-            prev_hash=head.hash,
-        )
-        entry.hash = entry_hash(entry)
-        entry.save()
-        ProviderLogHead.objects.filter(pk=HEAD_ID).update(seq=entry.seq, hash=entry.hash)
-    return entry
+        seq, prev_hash = head.seq, head.hash
+        for item, at in pending:
+            seq += 1
+            entry = ProviderLogEntry(
+                seq=seq,
+                at=at,
+                event=_text(item.event, 64),
+                identifier=_text(item.identifier, 255),
+                msgid=_text(item.msgid, 998),
+                sender=_text(item.sender, 254),
+                recipients=[_text(r) for r in item.recipients],
+                subject=_text(item.subject),
+                related_ids=[_text(r) for r in item.related_ids],
+                provider=_text(item.provider, 200),
+                details_json=json.dumps(
+                    item.details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ),
+                prev_hash=prev_hash,
+            )
+            entry.hash = prev_hash = entry_hash(entry)
+            entries.append(entry)
+        ProviderLogEntry.objects.chain_insert(entries)
+        ProviderLogHead.objects.filter(pk=HEAD_ID).update(seq=seq, hash=prev_hash)
+    return entries
 
 
 def log_verify() -> LogVerifyReport:

@@ -101,6 +101,10 @@ class ProviderLogQuerySet(models.QuerySet):
     def bulk_update(self, *args: Any, **kwargs: Any) -> Any:
         raise AppendOnlyError("the provider log is append-only")
 
+    def chain_insert(self, entries: list[Any]) -> list[Any]:
+        """Insert already chained rows (``pecmail.certification.log.log_append_many`` only)."""
+        return super().bulk_create(entries)
+
     def retention_delete(self) -> tuple[int, dict[str, int]]:
         """Delete rows for the retention sweep only (``pecmail.certification.log.log_sweep``)."""
         return super().delete()

@@ -1,10 +1,11 @@
 """The aiosmtpd handler of ``pec smtpd``: SMTP semantics around the durable inbound commit.
 
 Replies: 550 relay denied for domains that are not ours, 550 for unknown mailboxes,
-452 after too many recipients, 552 for oversized data (aiosmtpd, from SIZE), 554 for bare
+452 after too many recipients (and for a recipient whose policy towards mail from outside PEC
+differs from the transaction's first one), 552 for oversized data (aiosmtpd, from SIZE), 554 for bare
 CR/LF in DATA (SMTP smuggling) and for non-PEC mail to mailboxes that refuse it, 451 on any
 transient trouble (database, storage), and 250 only once one transaction holds the raw
-bytes' row, the log row and the follow-up work.
+bytes' row, the log row and the follow-up work (group commit: see ``GroupCommitter``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db import connection
@@ -31,6 +33,7 @@ REPLY_TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied: not a domain of this provider"
 REPLY_UNKNOWN_MAILBOX = "550 5.1.1 Mailbox unknown"
 REPLY_TOO_MANY_RCPT = "452 4.5.3 Too many recipients"
+REPLY_OTHER_POLICY = "452 4.5.3 Too many recipients: send to this one in a separate transaction"
 REPLY_BARE_LF = "554 5.6.0 Bare CR or LF in message data refused (RFC 5321 section 2.3.8)"
 REPLY_NOT_PEC = (
     "554 5.7.1 Indirizzo destinatario sconosciuto o non abilitato alla ricezione di posta non certificata"
@@ -50,32 +53,130 @@ def _db_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise
 
 
-def _admit_and_store(*, raw: bytes, rcpt_tos: list[str], **fields: Any) -> tuple[Any, int] | None:
-    """Refuse (None) or store durably; one executor hop for the whole DATA phase."""
-    decision = services.inbound_admission(raw=raw, rcpt_tos=rcpt_tos)
-    if not decision.accept:
-        return None
-    return services.inbound_store(raw=raw, rcpt_tos=rcpt_tos, kind=decision.kind, **fields)
+_STOP = object()
+
+
+class GroupCommitter:
+    """The single writer of ``pec smtpd``: stores accepted transactions in batches.
+
+    Every DATA hands its request over and waits for its own result. The writer thread takes
+    whatever is queued at that moment (up to ``max_batch``) and stores it in one database
+    transaction: N sessions finishing together cost one commit (one WAL flush) and one lock
+    of the provider log's head row instead of N, and a lone message is stored at once —
+    nothing waits for a batch to fill. After the commit the batch's outbox rows are
+    published together; a failed publish is left to the outbox relay.
+    """
+
+    def __init__(self, *, publish: Callable[[list[int]], Any] | None, max_batch: int = 64) -> None:
+        self.publish = publish
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pec-smtpd-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: services.InboundRequest) -> Future:
+        future: Future = Future()
+        self._queue.put((request, future))
+        return future
+
+    def close(self) -> None:
+        """Store what is queued, then stop the writer and release its database connection."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch, stopping = [first], False
+                while len(batch) < self.max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)
+                self._commit(batch)
+                if stopping:
+                    return
+        finally:
+            connection.close()
+
+    def _commit(self, batch: list[tuple[services.InboundRequest, Future]]) -> None:
+        # A session that gave up (client gone) before its turn is not stored: it never saw a 250.
+        batch = [(request, future) for request, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        try:
+            stored = _db_call(services.inbound_store_many, [request for request, _future in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                # One bad request (a value the database rejects) must not fail the others.
+                for one in batch:
+                    self._commit_alone(one)
+                return
+            log.exception("smtpd: could not store the message durably")
+            batch[0][1].set_exception(exc)
+            return
+        for (_request, future), result in zip(batch, stored, strict=True):
+            future.set_result(result)
+        self._publish([item_id for _inbound, item_id in stored])
+
+    def _commit_alone(self, one: tuple[services.InboundRequest, Future]) -> None:
+        request, future = one
+        try:
+            (result,) = _db_call(services.inbound_store_many, [request])
+        except Exception as exc:
+            log.exception("smtpd: could not store the message durably")
+            future.set_exception(exc)
+            return
+        future.set_result(result)
+        self._publish([result[1]])
+
+    def _publish(self, item_ids: list[int]) -> None:
+        if self.publish is None:
+            return
+        try:
+            _db_call(self.publish, item_ids)
+        except Exception:
+            log.exception("smtpd: publishing after the commit failed; the outbox relay will retry")
 
 
 class PecHandler:
-    """Accepts transport envelopes, receipts and (for anomaly envelopes) ordinary mail."""
+    """Accepts transport envelopes, receipts and (for anomaly envelopes) ordinary mail.
+
+    A transaction's recipients share one policy towards mail from outside PEC: a recipient
+    whose policy differs from the first accepted one gets 452 (RFC 5321 §4.5.3.1.10), and the
+    client sends to it in a further transaction. So DATA's answer — 250, or 554 for non-PEC
+    mail nobody in the transaction accepts — is right for every recipient, and nothing is
+    silently dropped.
+    """
 
     def __init__(
-        self, *, max_recipients: int, publish: Callable[[int], Any] | None = None, db_threads: int = 8
+        self,
+        *,
+        max_recipients: int,
+        publish: Callable[[list[int]], Any] | None = None,
+        db_threads: int = 8,
+        max_batch: int = 64,
     ) -> None:
         self.max_recipients = max_recipients
-        self.publish = publish
         # Our own pool: its threads hold the database connections, and close() can reach each one.
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pec-smtpd-db")
         self.db_threads = db_threads
+        self.committer = GroupCommitter(publish=publish, max_batch=max_batch)
 
     async def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: _db_call(func, *args, **kwargs))
 
     def close(self) -> None:
-        """Close every pool thread's database connection, then the pool."""
+        """Finish the writer, then close every pool thread's database connection and the pool."""
+        self.committer.close()
         barrier = threading.Barrier(self.db_threads)
 
         def close_here() -> None:
@@ -97,12 +198,16 @@ class PecHandler:
         if not services.domain_is_local(address):
             return REPLY_RELAY_DENIED
         try:
-            known = await self._run(services.recipient_is_known, address=address)
+            accepts_ordinary = await self._run(services.recipient_policy, address=address)
         except Exception:
             log.exception("smtpd: recipient lookup failed")
             return REPLY_TEMPFAIL
-        if not known:
+        if accepts_ordinary is None:
             return REPLY_UNKNOWN_MAILBOX
+        policies: dict[str, bool] = envelope.__dict__.setdefault("pec_policies", {})
+        if policies and accepts_ordinary != next(iter(policies.values())):
+            return REPLY_OTHER_POLICY
+        policies[address.lower()] = accepts_ordinary
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.append(rcpt_options)
         return "250 2.1.5 OK"
@@ -111,23 +216,33 @@ class PecHandler:
         raw: bytes = envelope.original_content or b""
         if BARE_CR_OR_LF.search(raw):
             return REPLY_BARE_LF
+        rcpt_tos = list(envelope.rcpt_tos)
+        policies: dict[str, bool] = envelope.__dict__.get("pec_policies", {})
+        refusing = {address for address, accepts in policies.items() if not accepts}
+        kind = ""
+        if refusing:
+            # Classification (S/MIME verification) is CPU work: it runs on the pool, not the loop.
+            try:
+                decision = await self._run(
+                    services.inbound_admission, raw=raw, rcpt_tos=rcpt_tos, refusing=refusing
+                )
+            except Exception:
+                log.exception("smtpd: could not classify the message")
+                return REPLY_TEMPFAIL
+            if not decision.accept:
+                return REPLY_NOT_PEC
+            kind = decision.kind
+        request = services.InboundRequest(
+            raw=raw,
+            mail_from=envelope.mail_from or "",
+            rcpt_tos=rcpt_tos,
+            peer=str(session.peer[0]) if session.peer else "",
+            helo=session.host_name or "",
+            tls=session.ssl is not None,
+            kind=kind,
+        )
         try:
-            stored = await self._run(
-                _admit_and_store,
-                raw=raw,
-                mail_from=envelope.mail_from or "",
-                rcpt_tos=list(envelope.rcpt_tos),
-                peer=str(session.peer[0]) if session.peer else "",
-                helo=session.host_name or "",
-                tls=session.ssl is not None,
-            )
+            inbound, _item_id = await asyncio.wrap_future(self.committer.submit(request))
         except Exception:
-            log.exception("smtpd: could not store the message durably")
             return REPLY_TEMPFAIL
-        if stored is None:
-            return REPLY_NOT_PEC
-        inbound, item_id = stored
-        if self.publish is not None:
-            # Published after the reply on a worker thread; the outbox relay covers a failure here.
-            asyncio.get_running_loop().run_in_executor(self.executor, lambda: _db_call(self.publish, item_id))
         return f"250 2.0.0 OK queued as {inbound.pk}"

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .models import OutboxItem
@@ -33,30 +34,51 @@ def outbox_add(*, task_name: str, kwargs: dict, publish_on_commit: bool = True) 
     return item
 
 
+def outbox_add_many(items: list[tuple[str, dict]]) -> list[OutboxItem]:
+    """Record several (task name, kwargs) in one statement; publish them with ``outbox_publish_many``."""
+    return OutboxItem.objects.bulk_create(
+        [OutboxItem(task_name=name, kwargs=kwargs) for name, kwargs in items]
+    )
+
+
 def outbox_publish(*, item_id: int) -> bool:
     """Send one outbox row to Celery and mark it published; False if already published or gone.
 
     A failed publish (broker down) leaves the row for the relay.
+    """
+    return outbox_publish_many([item_id]) == 1
+
+
+def outbox_publish_many(item_ids: list[int]) -> int:
+    """Send the unpublished rows among ``item_ids`` to Celery; return how many were published.
+
+    Three statements whatever the count. A failed publish (broker down) leaves its row for
+    the relay; the rows published before it stay published.
     """
     from pecmail.celery import app
 
     # Importing the tasks module registers the transport tasks with the app.
     from . import tasks as _tasks  # noqa: F401
 
-    item = OutboxItem.objects.filter(pk=item_id, published_at__isnull=True).first()
-    if item is None:
-        return False
-    OutboxItem.objects.filter(pk=item.pk).update(attempts=item.attempts + 1)
+    items = list(OutboxItem.objects.filter(pk__in=item_ids, published_at__isnull=True).order_by("id"))
+    if not items:
+        return 0
+    OutboxItem.objects.filter(pk__in=[item.pk for item in items]).update(attempts=F("attempts") + 1)
+    published: list[int] = []
     try:
-        task = app.tasks[item.task_name]
-        task.apply_async(kwargs=item.kwargs)
+        for item in items:
+            app.tasks[item.task_name].apply_async(kwargs=item.kwargs)
+            published.append(item.pk)
     except Exception:
         if app.conf.task_always_eager:
             raise
-        log.exception("outbox: could not publish %s; the relay will retry", item)
-        return False
-    OutboxItem.objects.filter(pk=item.pk, published_at__isnull=True).update(published_at=timezone.now())
-    return True
+        log.exception("outbox: could not publish %s; the relay will retry", items[len(published)])
+    finally:
+        if published:
+            OutboxItem.objects.filter(pk__in=published, published_at__isnull=True).update(
+                published_at=timezone.now()
+            )
+    return len(published)
 
 
 def outbox_relay(*, now: dt.datetime | None = None, limit: int = 500) -> int:

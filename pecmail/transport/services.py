@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from pecmail.mail import storage
 from pecmail.mail.models import Mailbox
 
 from .models import InboundMessage
-from .outbox import outbox_add
+from .outbox import outbox_add_many
 
 TASK_INBOUND_PROCESS = "transport.inbound_process"
 
@@ -35,11 +36,24 @@ def domain_is_local(address: str) -> bool:
     return address_domain(address) in local_domains()
 
 
+def recipient_policy(*, address: str) -> bool | None:
+    """None for an address we do not serve; else whether it accepts mail from outside PEC.
+
+    The service address (``mailReceipt``) is no user's mailbox: it never takes ordinary mail.
+    """
+    if address.strip().lower() == service_address().lower():
+        return False
+    accepts = (
+        Mailbox.objects.filter(address__iexact=address.strip())
+        .values_list("accept_ordinary_mail", flat=True)
+        .first()
+    )
+    return accepts
+
+
 def recipient_is_known(*, address: str) -> bool:
     """True for an existing local mailbox or the provider's service address."""
-    if address.strip().lower() == service_address().lower():
-        return True
-    return Mailbox.objects.filter(address__iexact=address.strip()).exists()
+    return recipient_policy(address=address) is not None
 
 
 @dataclass(frozen=True)
@@ -48,22 +62,24 @@ class Admission:
     kind: str = ""
 
 
-def inbound_admission(*, raw: bytes, rcpt_tos: list[str]) -> Admission:
+def inbound_admission(*, raw: bytes, rcpt_tos: list[str], refusing: set[str] | None = None) -> Admission:
     """Decide at DATA whether the message may be accepted at all.
 
     Only mail that is not valid PEC can be refused here: when every recipient refuses
     ordinary mail (SPEC §2.3, answered 554). Classification runs only when it can change
-    the answer, so the common case costs nothing.
+    the answer, so the common case costs nothing. ``refusing`` (the lower-cased addresses
+    that refuse ordinary mail, as learnt at RCPT time) spares the query.
     """
     addresses = [a.strip().lower() for a in rcpt_tos]
     if service_address().lower() in addresses:
         return Admission(accept=True)
-    refusing = set(
-        Mailbox.objects.filter(address__in=addresses, accept_ordinary_mail=False).values_list(
-            "address", flat=True
+    if refusing is None:
+        refusing = set(
+            Mailbox.objects.filter(address__in=addresses, accept_ordinary_mail=False).values_list(
+                "address", flat=True
+            )
         )
-    )
-    if not refusing:
+    if not refusing.intersection(addresses):
         return Admission(accept=True)
     from pecmail.certification.classify import classify
     from pecmail.certification.index import trust_store
@@ -74,6 +90,19 @@ def inbound_admission(*, raw: bytes, rcpt_tos: list[str]) -> Admission:
     if all(a in refusing for a in addresses):
         return Admission(accept=False, kind=result.kind)
     return Admission(accept=True, kind=result.kind)
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """One SMTP transaction to store: the DATA bytes and what the session knew."""
+
+    raw: bytes
+    mail_from: str
+    rcpt_tos: list[str]
+    peer: str = ""
+    helo: str = ""
+    tls: bool = False
+    kind: str = ""
 
 
 def inbound_store(
@@ -89,34 +118,58 @@ def inbound_store(
 ) -> tuple[InboundMessage, int]:
     """Store an accepted SMTP transaction durably; return the row and its outbox item id.
 
-    The bytes are written first (content-addressed, so a retry rewrites nothing); then one
-    transaction holds the inbound row, the provider log row and the outbox row. Only after
-    this returns may the SMTP server answer 250.
+    Only after this returns may the SMTP server answer 250.
     """
-    from pecmail.certification.log import log_append
+    request = InboundRequest(
+        raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer, helo=helo, tls=tls, kind=kind
+    )
+    (stored,) = inbound_store_many([request])
+    if publish_on_commit:
+        from .outbox import outbox_publish
 
-    sha256 = storage.raw_put(raw)
+        item_id = stored[1]
+        transaction.on_commit(lambda: outbox_publish(item_id=item_id))
+    return stored
+
+
+def inbound_store_many(requests: list[InboundRequest]) -> list[tuple[InboundMessage, int]]:
+    """Store accepted SMTP transactions durably in one transaction (group commit).
+
+    The bytes are written first (content-addressed, so a retry rewrites nothing); then one
+    transaction holds the inbound rows, their provider log rows and their outbox rows, in
+    the order given. Returns (row, outbox item id) per request.
+    """
+    from pecmail.certification.log import LogEvent, log_append_many
+
+    digests = [storage.raw_put(request.raw) for request in requests]
+    now = timezone.now()
     with transaction.atomic():
-        inbound = InboundMessage.objects.create(
-            raw_sha256=sha256,
-            size=len(raw),
-            mail_from=mail_from,
-            rcpt_tos=rcpt_tos,
-            peer=peer,
-            helo=helo,
-            tls=tls,
-            kind=kind,
+        rows = InboundMessage.objects.bulk_create(
+            [
+                InboundMessage(
+                    raw_sha256=sha256,
+                    size=len(request.raw),
+                    mail_from=request.mail_from,
+                    rcpt_tos=request.rcpt_tos,
+                    peer=request.peer,
+                    helo=request.helo,
+                    tls=request.tls,
+                    kind=request.kind,
+                    received_at=now,
+                )
+                for request, sha256 in zip(requests, digests, strict=True)
+            ]
         )
-        log_append(
-            event="ricezione",
-            identifier=f"inbound-{inbound.pk}",
-            sender=mail_from,
-            recipients=rcpt_tos,
-            details={"sha256": sha256, "size": len(raw), "peer": peer, "tls": tls},
+        log_append_many(
+            LogEvent(
+                event="ricezione",
+                identifier=f"inbound-{row.pk}",
+                sender=row.mail_from,
+                recipients=row.rcpt_tos,
+                details={"sha256": row.raw_sha256, "size": row.size, "peer": row.peer, "tls": row.tls},
+                at=now,
+            )
+            for row in rows
         )
-        item = outbox_add(
-            task_name=TASK_INBOUND_PROCESS,
-            kwargs={"inbound_id": inbound.pk},
-            publish_on_commit=publish_on_commit,
-        )
-    return inbound, item.pk
+        items = outbox_add_many([(TASK_INBOUND_PROCESS, {"inbound_id": row.pk}) for row in rows])
+    return [(row, item.pk) for row, item in zip(rows, items, strict=True)]

@@ -96,12 +96,12 @@ def server_create(
     publish: bool = True,
 ) -> PecController:
     """Return a ready (not yet started) controller serving the PEC handler on host:port."""
-    from .outbox import outbox_publish
+    from .outbox import outbox_publish_many
 
     hostname = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
     handler = PecHandler(
         max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
-        publish=(lambda item_id: outbox_publish(item_id=item_id)) if publish else None,
+        publish=outbox_publish_many if publish else None,
     )
     return PecController(
         handler,

@@ -140,7 +140,7 @@ def test_it_answers_451_when_the_durable_commit_fails_and_keeps_nothing(smtp_ser
     def broken(**kwargs):
         raise OperationalError("database is down")
 
-    monkeypatch.setattr("pecmail.certification.log.log_append", broken)
+    monkeypatch.setattr("pecmail.certification.log.log_append_many", broken)
     client = RawClient(*smtp_server)
     start_transaction(client, bob.address)
     client.send(MESSAGE + b".\r\n")
@@ -162,7 +162,7 @@ def test_it_answers_451_when_the_mailbox_lookup_fails(smtp_server, bob, monkeypa
     def broken(**kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(services, "recipient_is_known", broken)
+    monkeypatch.setattr(services, "recipient_policy", broken)
     client = RawClient(*smtp_server)
     client.command("EHLO peer.test")
     client.command("MAIL FROM:<sender@peer.test>")
@@ -182,11 +182,33 @@ def test_it_refuses_ordinary_mail_at_data_for_a_mailbox_that_does_not_accept_it(
     client.send(MESSAGE + b".\r\n")
     assert client.reply().startswith("554 5.7.1")
     assert InboundMessage.objects.count() == 0
-    # With one recipient that accepts it, the message is taken (the anomaly goes to that one only).
+    client.close()
+
+
+def test_it_splits_recipients_with_different_policies_into_separate_transactions(
+    smtp_server, bob, alice, local_provider
+):
+    """A recipient that refuses mail from outside PEC never shares a DATA answer with one that accepts it.
+
+    Otherwise one 250 would cover bob too, and the refusal could only be dropped silently.
+    """
+    bob.accept_ordinary_mail = False
+    bob.save()
+    client = RawClient(*smtp_server)
+    client.command("EHLO peer.test")
     assert client.command("MAIL FROM:<sender@peer.test>").startswith("250")
     assert client.command(f"RCPT TO:<{bob.address}>").startswith("250")
+    assert client.command(f"RCPT TO:<{alice.address}>").startswith("452 4.5.3")
+    assert client.command("DATA").startswith("354")
+    client.send(MESSAGE + b".\r\n")
+    assert client.reply().startswith("554 5.7.1")
+    # The client sends to alice in a transaction of her own: accepted (she will get an anomaly).
+    assert client.command("MAIL FROM:<sender@peer.test>").startswith("250")
     assert client.command(f"RCPT TO:<{alice.address}>").startswith("250")
+    assert client.command(f"RCPT TO:<{bob.address}>").startswith("452 4.5.3")
     assert client.command("DATA").startswith("354")
     client.send(MESSAGE + b".\r\n")
     assert client.reply().startswith("250")
     client.close()
+    (inbound,) = InboundMessage.objects.all()
+    assert inbound.rcpt_tos == [alice.address]
