@@ -16,10 +16,12 @@ still the user's (filed once, Delivery settled), and no further deadline notice 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
 import smtplib
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +36,6 @@ from tests.integration.test_two_providers import (
     ROOT,
     Provider,
     databases,
-    free_port,
     wait_until,
 )
 from tests.integration.test_two_providers_crash import Worker, redis_flush, redis_url
@@ -117,7 +118,7 @@ from pecmail.certification.log import log_verify
 from pecmail.certification.models import ProviderLogEntry
 from pecmail.mail.models import Message
 from pecmail.mail.storage import raw_get
-from pecmail.transport.models import DeliveryDeadline
+from pecmail.transport.models import DeliveryDeadline, InboundMessage
 sent = Message.objects.get(pk={pk})
 trust = trust_store()
 notices = []
@@ -162,7 +163,8 @@ received = sorted(
 )
 print(json.dumps({{"pec_id": sent.pec_id, "client_msgid": sent.client_msgid, "notices": notices,
                    "deliveries": deliveries, "deadlines": deadlines, "log": log, "received": received,
-                   "log_ok": log_verify().ok}}))
+                   "log_ok": log_verify().ok,
+                   "inbound": [[i.state, i.kind] for i in InboundMessage.objects.order_by("id")]}}))
 """
 
 ENVELOPE = """
@@ -296,7 +298,10 @@ def providers(tmp_path_factory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("deadlines")
     a = Provider(domain="pec-a.test", name="Provider A", directory=base / "a", database_url=url_a)
     b = Provider(domain="pec-b.test", name="Provider B", directory=base / "b", database_url=url_b)
-    dead = free_port()
+    # Bound but never listening: connections are refused, and no other process can take the port.
+    dead_socket = socket.socket()
+    dead_socket.bind(("127.0.0.1", 0))
+    dead = dead_socket.getsockname()[1]
     a.routes = {"pec-b.test": f"127.0.0.1:{dead}"}
     a.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0"}
     if os.environ.get("REDIS_URL"):
@@ -305,17 +310,23 @@ def providers(tmp_path_factory) -> Iterator[dict[str, Any]]:
     worker = Worker(a, "pec-a-deadlines")
     try:
         providers_prepare_parallel(a, b)
+        worker.start()  # boots while the smtpd starts and alice submits
         a.start()
-        worker.start()
         yield {"a": a, "b": b, "dead_port": dead}
     finally:
         # Nothing to finish cleanly: a warm shutdown only waits for the pending ETA retry.
         if worker.process is not None:
-            worker.kill()
+            with contextlib.suppress(ProcessLookupError):
+                worker.kill()
         worker.stop()
         a.stop()
+        dead_socket.close()
         next(dbs, None)
         print(f"--- {a.domain} logs under {a.dir}", sorted(f.name for f in Path(a.dir).glob("*.log")))
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:] if path.exists() else "(none)"
 
 
 def _aware(value: str) -> dt.datetime:
@@ -327,12 +338,17 @@ def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
     pk = a.python(SUBMIT.format(bob=BOB, carol=CAROL, subject=SUBJECT))
 
     # A really tried pec-b.test, got no answer, and keeps the envelope queued for a retry.
-    def attempted() -> dict[str, Any] | None:
-        state = a.python(ATTEMPT.format(pk=pk))
-        rows = state["outbound"]
-        return state if rows and rows[0]["attempts"] >= 1 and rows[0]["state"] == "queued" else None
+    seen: list[dict[str, Any]] = []
 
-    state = wait_until(attempted, what="A's first SMTP attempt to pec-b.test")
+    def attempted() -> dict[str, Any] | None:
+        seen[:] = [a.python(ATTEMPT.format(pk=pk))]
+        rows = seen[0]["outbound"]
+        return seen[0] if rows and rows[0]["attempts"] >= 1 and rows[0]["state"] == "queued" else None
+
+    try:
+        state = wait_until(attempted, what="A's first SMTP attempt to pec-b.test")
+    except pytest.fail.Exception:
+        pytest.fail(f"no failed attempt; A's state: {seen}; worker log: {_tail(a.dir / 'worker.log')}")
     assert state["submission"] == "accepted"
     (row,) = state["outbound"]
     assert (row["domain"], row["recipients"], row["sent_at"], row["results"]) == (
@@ -441,9 +457,10 @@ def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
 
     def settled() -> dict[str, Any] | None:
         state = a.python(OUTCOME.format(pk=pk))
-        return state if state["deliveries"][CAROL]["state"] != "timeout" else None
+        return state if [i[0] for i in state["inbound"]] == ["processed", "processed"] else None
 
-    after = wait_until(settled, what="the late receipt at A")
+    after = wait_until(settled, what="both copies of the late receipt processed at A")
+    assert [i[1] for i in after["inbound"]] == ["avvenuta-consegna", "avvenuta-consegna"]
     assert sweep(a, late + dt.timedelta(hours=24), count=1, tag="49h") == [0]
     after = a.python(OUTCOME.format(pk=pk))
     kinds = sorted((n["kind"], n["stage"], n["recipient"]) for n in after["notices"])
