@@ -60,7 +60,7 @@ SUBMIT = """
 import json
 from pecmail.mail.models import Mailbox
 from pecmail.mail.services import message_submit
-sent = message_submit(mailbox=Mailbox.objects.get(address="alice@pec-a.test"), to=[{bob!r}], cc=[{carol!r}],
+sent = message_submit(mailbox=Mailbox.objects.get(address="alice@pec-a.test"), to={to!r}, cc={cc!r},
                       subject={subject!r}, body_text="Testo di prova.", body_html=None, attachments=[])
 print(json.dumps(sent.pk))
 """
@@ -96,6 +96,18 @@ import time_machine
 from django.core.management import call_command
 from django.db import connection
 connection.ensure_connection()
+hold = {hold!r}
+if hold:
+    # Pause after the sweep listed what is due, before its first notice: a receipt lands meanwhile.
+    from pecmail.transport import deadlines
+    emit = deadlines._emit
+    def held(**kwargs):
+        open(hold + ".waiting", "w").close()
+        until = time.monotonic() + 120
+        while not os.path.exists(hold) and time.monotonic() < until:
+            time.sleep(0.005)
+        return emit(**kwargs)
+    deadlines._emit = held
 open({ready!r}, "w").close()
 give_up = time.monotonic() + 120
 while not os.path.exists({barrier!r}):
@@ -122,7 +134,7 @@ from pecmail.transport.models import DeliveryDeadline, InboundMessage
 sent = Message.objects.get(pk={pk})
 trust = trust_store()
 notices = []
-for m in Message.objects.filter(mailbox=sent.mailbox, folder__role="inbox").exclude(kind="accettazione").order_by("id"):
+for m in Message.objects.filter(related=sent, folder__role="inbox").exclude(kind="accettazione").order_by("id"):
     raw = raw_get(m.raw_sha256)
     c = classify(raw, trust=trust)
     d = c.daticert
@@ -164,7 +176,7 @@ received = sorted(
 print(json.dumps({{"pec_id": sent.pec_id, "client_msgid": sent.client_msgid, "notices": notices,
                    "deliveries": deliveries, "deadlines": deadlines, "log": log, "received": received,
                    "log_ok": log_verify().ok,
-                   "inbound": [[i.state, i.kind] for i in InboundMessage.objects.order_by("id")]}}))
+                   "inbound": [[i.state, i.kind] for i in InboundMessage.objects.filter(pec_id=sent.pec_id).order_by("id")]}}))
 """
 
 ENVELOPE = """
@@ -239,15 +251,26 @@ def providers_prepare_parallel(a: Provider, b: Provider) -> None:
 
 
 class Sweepers:
-    """``count`` deadline sweepers of ``provider`` at clock ``at``, released together."""
+    """``count`` deadline sweepers of ``provider`` at clock ``at``, released together.
 
-    def __init__(self, provider: Provider, at: dt.datetime, count: int, tag: str) -> None:
+    With ``hold``, each sweeper pauses after listing what is due until that file exists.
+    """
+
+    def __init__(
+        self, provider: Provider, at: dt.datetime, count: int, tag: str, hold: Path | None = None
+    ) -> None:
         self.provider = provider
         self.barrier = provider.dir / f"barrier-{tag}"
         self.ready = [provider.dir / f"ready-{tag}-{i}" for i in range(count)]
         self.processes = [
             subprocess.Popen(
-                [PY, "-c", SWEEP.format(ready=str(ready), barrier=str(self.barrier), at=at.isoformat())],
+                [
+                    PY,
+                    "-c",
+                    SWEEP.format(
+                        ready=str(ready), barrier=str(self.barrier), at=at.isoformat(), hold=str(hold or "")
+                    ),
+                ],
                 cwd=ROOT,
                 env=provider.env(),
                 stdout=subprocess.PIPE,
@@ -256,16 +279,23 @@ class Sweepers:
             for ready in self.ready
         ]
 
-    def run(self) -> list[int]:
-        """Open the barrier once every sweeper is connected; return what each one emitted."""
+    def _alive(self) -> None:
+        for process in self.processes:
+            if process.poll() is not None:
+                pytest.fail(f"a sweeper ended early: {process.communicate()[1].decode()[-4000:]}")
+
+    def release(self) -> None:
+        """Open the barrier once every sweeper is connected."""
 
         def all_ready() -> bool:
-            for process in self.processes:
-                assert process.poll() is None, process.communicate()[1].decode()[-4000:]
+            self._alive()
             return all(path.exists() for path in self.ready)
 
         wait_until(all_ready, what="the sweepers to connect")
         self.barrier.touch()
+
+    def results(self) -> list[int]:
+        """What each sweeper emitted."""
         emitted = []
         for process in self.processes:
             out, err = process.communicate(timeout=120)
@@ -285,12 +315,13 @@ class Sweepers:
 def sweep(provider: Provider, at: dt.datetime, *, count: int, tag: str) -> list[int]:
     sweepers = Sweepers(provider, at, count, tag)
     try:
-        return sweepers.run()
+        sweepers.release()
+        return sweepers.results()
     finally:
         sweepers.kill()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def providers(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Provider A up (smtpd + worker), pec-b.test prepared but routed to a port nobody serves."""
     dbs = databases()
@@ -333,11 +364,8 @@ def _aware(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
-def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
-    a, b = providers["a"], providers["b"]
-    pk = a.python(SUBMIT.format(bob=BOB, carol=CAROL, subject=SUBJECT))
-
-    # A really tried pec-b.test, got no answer, and keeps the envelope queued for a retry.
+def first_attempt(a: Provider, pk: int, *, recipients: list[str], dead_port: int) -> dt.datetime:
+    """Wait until A tried pec-b.test, got no answer and keeps the envelope queued; the dispatch time."""
     seen: list[dict[str, Any]] = []
 
     def attempted() -> dict[str, Any] | None:
@@ -353,13 +381,51 @@ def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
     (row,) = state["outbound"]
     assert (row["domain"], row["recipients"], row["sent_at"], row["results"]) == (
         "pec-b.test",
-        [BOB, CAROL],
+        recipients,
         False,
         {},
     )
-    assert row["last_reply"].startswith(f"421 127.0.0.1:{providers['dead_port']}: "), row["last_reply"]
-    assert [d[:3] for d in state["deadlines"]] == [[BOB, 12 * 3600, 24 * 3600], [CAROL, 12 * 3600, 24 * 3600]]
-    dispatched = _aware(state["deadlines"][0][3])
+    assert row["last_reply"].startswith(f"421 127.0.0.1:{dead_port}: "), row["last_reply"]
+    assert [d[:3] for d in state["deadlines"]] == [[r, 12 * 3600, 24 * 3600] for r in recipients]
+    return _aware(state["deadlines"][0][3])
+
+
+def receipt_from_b(
+    a: Provider, b: Provider, pk: int, recipient: str, *, to: list[str], cc: list[str], when: dt.datetime
+) -> bytes:
+    """B's signed ricevuta di avvenuta consegna for ``recipient`` of A's envelope, dated ``when``."""
+    envelope = base64.b64decode(a.python(ENVELOPE.format(pk=pk)))
+    result = classify(envelope)
+    assert result.daticert is not None
+    tx = envelopes.Transaction.from_daticert(result.daticert, to=to, cc=cc, when=when)
+    receipt_type = "completa" if recipient in to else "sintetica"
+    original = result.postacert if receipt_type == "completa" else None
+    return envelopes.build_delivery_receipt(tx, recipient, receipt_type, original, identity=b.identity()).raw
+
+
+def smtp_to_a(a: Provider, raw: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", a.port, timeout=30) as smtp:
+        smtp.sendmail("posta-certificata@pec-b.test", ["alice@pec-a.test"], raw)
+
+
+def processed(a: Provider, pk: int, count: int) -> dict[str, Any]:
+    """A's outcome once ``count`` inbound messages about ``pk`` are processed."""
+
+    def done() -> dict[str, Any] | None:
+        state = a.python(OUTCOME.format(pk=pk))
+        return state if [i[0] for i in state["inbound"]] == ["processed"] * count else None
+
+    return wait_until(done, what=f"{count} receipt(s) processed at A")
+
+
+def stages(outcome: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return sorted((n["kind"], n["stage"], n["recipient"]) for n in outcome["notices"])
+
+
+def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
+    a, b = providers["a"], providers["b"]
+    pk = a.python(SUBMIT.format(to=[BOB], cc=[CAROL], subject=SUBJECT))
+    dispatched = first_attempt(a, pk, recipients=[BOB, CAROL], dead_port=providers["dead_port"])
 
     warn, expire = dispatched + dt.timedelta(hours=12, minutes=1), dispatched + dt.timedelta(hours=25)
     assert sweep(a, dispatched + dt.timedelta(hours=11, minutes=59), count=1, tag="11h59") == [0]
@@ -445,29 +511,15 @@ def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
     # B answers late: its delivery receipt for carol, signed after the final notice, reaches A's
     # smtpd. The receipt is still alice's (filed once, even if B sends it twice) and settles the
     # Delivery; the deadlines are over, so a later sweep emits nothing.
-    envelope = base64.b64decode(a.python(ENVELOPE.format(pk=pk)))
-    daticert = classify(envelope).daticert
-    assert daticert is not None
     late = expire + dt.timedelta(minutes=30)
-    tx = envelopes.Transaction.from_daticert(daticert, to=[BOB], cc=[CAROL], when=late)
-    receipt = envelopes.build_delivery_receipt(tx, CAROL, "sintetica", None, identity=b.identity())
-    for _ in range(2):
-        with smtplib.SMTP("127.0.0.1", a.port, timeout=30) as smtp:
-            smtp.sendmail("posta-certificata@pec-b.test", ["alice@pec-a.test"], receipt.raw)
-
-    def settled() -> dict[str, Any] | None:
-        state = a.python(OUTCOME.format(pk=pk))
-        return state if [i[0] for i in state["inbound"]] == ["processed", "processed"] else None
-
-    after = wait_until(settled, what="both copies of the late receipt processed at A")
+    receipt = receipt_from_b(a, b, pk, CAROL, to=[BOB], cc=[CAROL], when=late)
+    smtp_to_a(a, receipt)
+    smtp_to_a(a, receipt)
+    after = processed(a, pk, 2)
     assert [i[1] for i in after["inbound"]] == ["avvenuta-consegna", "avvenuta-consegna"]
     assert sweep(a, late + dt.timedelta(hours=24), count=1, tag="49h") == [0]
     after = a.python(OUTCOME.format(pk=pk))
-    kinds = sorted((n["kind"], n["stage"], n["recipient"]) for n in after["notices"])
-    assert kinds == sorted(
-        [(k, s, r) for k, s, r in ((n["kind"], n["stage"], n["recipient"]) for n in notices)]
-        + [("avvenuta-consegna", "", CAROL)]
-    )
+    assert stages(after) == sorted([*stages(outcome), ("avvenuta-consegna", "", CAROL)])
     (late_receipt,) = [n for n in after["notices"] if n["kind"] == "avvenuta-consegna"]
     assert (late_receipt["valid"], late_receipt["signer"]) == (True, "Provider B")
     carol = after["deliveries"][CAROL]
@@ -477,3 +529,49 @@ def test_it_emits_each_deadline_notice_once_across_sweeper_processes(providers):
     assert after["log"] == outcome["log"]
     assert after["received"] == [["avvenuta-consegna", [CAROL]]]
     assert after["log_ok"]
+
+
+def test_it_sends_no_final_notice_for_a_receipt_that_lands_during_the_sweep(providers):
+    """The sweep lists what is due, then works through it: a receipt arriving in between wins.
+
+    The sweeper is held after it listed bob's 24 h deadline; B's delivery receipt reaches A's
+    smtpd and is processed; released, the sweeper must not tell alice that a message already
+    delivered was not delivered.
+    """
+    a, b = providers["a"], providers["b"]
+    pk = a.python(SUBMIT.format(to=[BOB], cc=[], subject="Consegna in extremis"))
+    dispatched = first_attempt(a, pk, recipients=[BOB], dead_port=providers["dead_port"])
+    warn, expire = dispatched + dt.timedelta(hours=12, minutes=1), dispatched + dt.timedelta(hours=25)
+    assert sweep(a, warn, count=1, tag="race-12h01") == [1]
+
+    hold = a.dir / "hold-race"
+    sweeper = Sweepers(a, expire, 1, "race-25h", hold=hold)
+    try:
+        sweeper.release()
+
+        def listed() -> bool:
+            sweeper._alive()
+            return Path(f"{hold}.waiting").exists()
+
+        wait_until(listed, what="the sweeper to list bob's 24 h deadline")
+        delivered = expire - dt.timedelta(seconds=30)
+        smtp_to_a(a, receipt_from_b(a, b, pk, BOB, to=[BOB], cc=[], when=delivered))
+        receipt_in = processed(a, pk, 1)
+        assert receipt_in["deliveries"][BOB]["state"] == "delivered"
+        hold.touch()
+        assert sweeper.results() == [0]
+    finally:
+        sweeper.kill()
+
+    outcome = a.python(OUTCOME.format(pk=pk))
+    assert stages(outcome) == [("avvenuta-consegna", "", BOB), ("preavviso-errore-consegna", "12h", BOB)]
+    (receipt,) = [n for n in outcome["notices"] if n["kind"] == "avvenuta-consegna"]
+    bob = outcome["deliveries"][BOB]
+    assert (bob["state"], bob["receipt"], _aware(bob["delivered"])) == (
+        "delivered",
+        receipt["id"],
+        delivered.replace(microsecond=0),
+    )
+    assert [_aware(t) if t else None for t in outcome["deadlines"][BOB]] == [warn, None]
+    assert [row[0] for row in outcome["log"]] == ["preavviso-errore-consegna"]
+    assert outcome["log_ok"]
