@@ -23,9 +23,26 @@ from .notices import notice_file, sent_transaction
 log = logging.getLogger(__name__)
 
 
+def _still_due(*, deadline_id: int, hours: int) -> bool:
+    """Whether the notice is still due, with the recipient's Delivery row locked until commit.
+
+    The sweep lists what is due first, then signs and files one notice after another: a
+    take-charge or delivery receipt processed in between must win over the notice. Receipts
+    move the Delivery row, so locking it here orders the two (SQLite serialises writers anyway).
+    """
+    due = Delivery.objects.select_for_update(of=("self",)).filter(
+        deadline__pk=deadline_id, state=Delivery.State.QUEUED, delivered_at__isnull=True
+    )
+    if hours == 12:
+        due = due.filter(taken_in_charge_at__isnull=True)
+    return due.values_list("pk", flat=True).first() is not None
+
+
 def _emit(*, deadline_id: int, hours: int, now: dt.datetime) -> bool:
     claim_field = "warned_at" if hours == 12 else "expired_at"
     with transaction.atomic():
+        if not _still_due(deadline_id=deadline_id, hours=hours):
+            return False
         claimed = DeliveryDeadline.objects.filter(pk=deadline_id, **{f"{claim_field}__isnull": True}).update(
             **{claim_field: now}
         )
