@@ -9,8 +9,12 @@ processes of provider A whose clock time-machine moves to +11 h 59 (nothing due)
 +25 h two sweepers start together, released by one barrier file, so that "exactly once"
 is proved across processes and database connections, not inside one.
 
-Last, a delivery receipt B signs after the final notice reaches A's smtpd: the receipt is
+Then a delivery receipt B signs after the final notice reaches A's smtpd: the receipt is
 still the user's (filed once, Delivery settled), and no further deadline notice follows.
+B's receipts are built here with B's own key (B itself never runs: it is "down").
+
+A second test holds a sweeper between listing what is due and emitting it, lands B's
+receipt meanwhile, and checks that the receipt wins (no "not delivered" after a delivery).
 """
 
 from __future__ import annotations
