@@ -92,6 +92,21 @@ def _build_trust_store() -> TrustStore:
     return TrustStore(providers)
 
 
+def trust_store_current() -> TrustStore | None:
+    """The cached TrustStore if it is still current, else None; never touches the database.
+
+    For callers that must not block on the database (the SMTP server's event loop): on None
+    they build it with ``trust_store()`` elsewhere.
+    """
+    if _uncommitted_change():
+        return None
+    generation = _generation()
+    with _lock:
+        if _cached is not None and _cached[0] == generation:
+            return _cached[1]
+    return None
+
+
 def trust_store() -> TrustStore:
     """Return the TrustStore of the providers index, rebuilt only when the index changed.
 

@@ -14,20 +14,31 @@ import asyncio
 import contextlib
 import logging
 import queue
-import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.db import connection
 
+from pecmail.certification.classify import classify
+from pecmail.certification.index import trust_store_current
+
 from . import services
+from .models import OutboxItem
 
 log = logging.getLogger(__name__)
 
-# A CR not followed by LF, or an LF not preceded by CR: the ingredients of SMTP smuggling.
-BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+def has_bare_cr_or_lf(raw: bytes) -> bool:
+    """True if a CR is not followed by LF or an LF not preceded by CR: the ingredients of SMTP smuggling.
+
+    Three counts in C instead of a look-around regex over the whole message (a tenth of the time).
+    """
+    pairs = raw.count(b"\r\n")
+    return raw.count(b"\r") != pairs or raw.count(b"\n") != pairs
+
 
 REPLY_TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
 REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied: not a domain of this provider"
@@ -54,6 +65,10 @@ def _db_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 _STOP = object()
+# Up to this size a message is classified on the event loop itself (see PecHandler._admission).
+INLINE_CLASSIFY_MAX_BYTES = 256 * 1024
+# How long RCPT remembers that a mailbox exists and whether it takes mail from outside PEC.
+POLICY_TTL_SECONDS = 5.0
 
 
 class GroupCommitter:
@@ -67,7 +82,7 @@ class GroupCommitter:
     published together; a failed publish is left to the outbox relay.
     """
 
-    def __init__(self, *, publish: Callable[[list[int]], Any] | None, max_batch: int = 64) -> None:
+    def __init__(self, *, publish: Callable[[list[OutboxItem]], Any] | None, max_batch: int = 64) -> None:
         self.publish = publish
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -124,7 +139,7 @@ class GroupCommitter:
             return
         for (_request, future), result in zip(batch, stored, strict=True):
             future.set_result(result)
-        self._publish([item_id for _inbound, item_id in stored])
+        self._publish(list({item.pk: item for _inbound, item in stored}.values()))
 
     def _commit_alone(self, one: tuple[services.InboundRequest, Future]) -> None:
         request, future = one
@@ -137,11 +152,11 @@ class GroupCommitter:
         future.set_result(result)
         self._publish([result[1]])
 
-    def _publish(self, item_ids: list[int]) -> None:
+    def _publish(self, items: list[OutboxItem]) -> None:
         if self.publish is None:
             return
         try:
-            _db_call(self.publish, item_ids)
+            _db_call(self.publish, items)
         except Exception:
             log.exception("smtpd: publishing after the commit failed; the outbox relay will retry")
 
@@ -160,7 +175,7 @@ class PecHandler:
         self,
         *,
         max_recipients: int,
-        publish: Callable[[list[int]], Any] | None = None,
+        publish: Callable[[list[OutboxItem]], Any] | None = None,
         db_threads: int = 8,
         max_batch: int = 64,
     ) -> None:
@@ -169,6 +184,7 @@ class PecHandler:
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pec-smtpd-db")
         self.db_threads = db_threads
         self.committer = GroupCommitter(publish=publish, max_batch=max_batch)
+        self._policies: dict[str, tuple[float, bool]] = {}
 
     async def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -189,6 +205,40 @@ class PecHandler:
             future.result(timeout=30)
         self.executor.shutdown(wait=True)
 
+    async def _admission(self, *, raw: bytes, rcpt_tos: list[str], refusing: set[str]) -> services.Admission:
+        """Classify (S/MIME verification included) and decide whether DATA may be accepted.
+
+        A small message is classified right here on the event loop: under the GIL a hop to
+        the pool and back costs more CPU than the classification saves the loop. A large one,
+        or one arriving while the trust store must be rebuilt from the database, goes to the pool.
+        """
+        if len(raw) <= INLINE_CLASSIFY_MAX_BYTES:
+            trust = trust_store_current()
+            if trust is not None:
+                return services.admission_decide(
+                    classify(raw, trust=trust), rcpt_tos=rcpt_tos, refusing=refusing
+                )
+        return await self._run(services.inbound_admission, raw=raw, rcpt_tos=rcpt_tos, refusing=refusing)
+
+    async def _recipient_policy(self, address: str) -> bool | None:
+        """``services.recipient_policy``, remembered for a few seconds for addresses that exist.
+
+        Peers send one envelope per transaction, so the same mailboxes come back again and
+        again; a cached answer spares a hop to the pool and a query. A change of a mailbox's
+        policy takes effect here within ``POLICY_TTL_SECONDS``.
+        """
+        key = address.lower()
+        now = time.monotonic()
+        cached = self._policies.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        policy = await self._run(services.recipient_policy, address=address)
+        if policy is not None:
+            if len(self._policies) > 10_000:
+                self._policies.clear()
+            self._policies[key] = (now + POLICY_TTL_SECONDS, policy)
+        return policy
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -198,7 +248,7 @@ class PecHandler:
         if not services.domain_is_local(address):
             return REPLY_RELAY_DENIED
         try:
-            accepts_ordinary = await self._run(services.recipient_policy, address=address)
+            accepts_ordinary = await self._recipient_policy(address)
         except Exception:
             log.exception("smtpd: recipient lookup failed")
             return REPLY_TEMPFAIL
@@ -214,18 +264,15 @@ class PecHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or b""
-        if BARE_CR_OR_LF.search(raw):
+        if has_bare_cr_or_lf(raw):
             return REPLY_BARE_LF
         rcpt_tos = list(envelope.rcpt_tos)
         policies: dict[str, bool] = envelope.__dict__.get("pec_policies", {})
         refusing = {address for address, accepts in policies.items() if not accepts}
         kind = ""
         if refusing:
-            # Classification (S/MIME verification) is CPU work: it runs on the pool, not the loop.
             try:
-                decision = await self._run(
-                    services.inbound_admission, raw=raw, rcpt_tos=rcpt_tos, refusing=refusing
-                )
+                decision = await self._admission(raw=raw, rcpt_tos=rcpt_tos, refusing=refusing)
             except Exception:
                 log.exception("smtpd: could not classify the message")
                 return REPLY_TEMPFAIL
@@ -242,7 +289,7 @@ class PecHandler:
             kind=kind,
         )
         try:
-            inbound, _item_id = await asyncio.wrap_future(self.committer.submit(request))
+            inbound, _item = await asyncio.wrap_future(self.committer.submit(request))
         except Exception:
             return REPLY_TEMPFAIL
         return f"250 2.0.0 OK queued as {inbound.pk}"

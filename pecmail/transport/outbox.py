@@ -50,20 +50,23 @@ def outbox_publish(*, item_id: int) -> bool:
 
 
 def outbox_publish_many(item_ids: list[int]) -> int:
-    """Send the unpublished rows among ``item_ids`` to Celery; return how many were published.
+    """Send the unpublished rows among ``item_ids`` to Celery; return how many were published."""
+    items = list(OutboxItem.objects.filter(pk__in=item_ids, published_at__isnull=True).order_by("id"))
+    return outbox_publish_items(items)
 
-    Three statements whatever the count. A failed publish (broker down) leaves its row for
-    the relay; the rows published before it stay published.
+
+def outbox_publish_items(items: list[OutboxItem]) -> int:
+    """Send rows just committed (or just read) to Celery and mark them published.
+
+    One statement in the common case. A failed publish (broker down) leaves its row and the
+    ones after it for the relay; the rows published before it stay published. A row that
+    another process published meanwhile may be sent twice: consumers are idempotent.
     """
     from pecmail.celery import app
 
     # Importing the tasks module registers the transport tasks with the app.
     from . import tasks as _tasks  # noqa: F401
 
-    items = list(OutboxItem.objects.filter(pk__in=item_ids, published_at__isnull=True).order_by("id"))
-    if not items:
-        return 0
-    OutboxItem.objects.filter(pk__in=[item.pk for item in items]).update(attempts=F("attempts") + 1)
     published: list[int] = []
     try:
         for item in items:
@@ -74,10 +77,13 @@ def outbox_publish_many(item_ids: list[int]) -> int:
             raise
         log.exception("outbox: could not publish %s; the relay will retry", items[len(published)])
     finally:
+        attempted = items[: len(published) + 1]
         if published:
             OutboxItem.objects.filter(pk__in=published, published_at__isnull=True).update(
-                published_at=timezone.now()
+                published_at=timezone.now(), attempts=F("attempts") + 1
             )
+        if len(attempted) > len(published):
+            OutboxItem.objects.filter(pk=attempted[-1].pk).update(attempts=F("attempts") + 1)
     return len(published)
 
 

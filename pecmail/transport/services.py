@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -11,10 +12,14 @@ from django.utils import timezone
 from pecmail.mail import storage
 from pecmail.mail.models import Mailbox
 
-from .models import InboundMessage
+from .models import InboundMessage, OutboxItem
 from .outbox import outbox_add_many
 
+if TYPE_CHECKING:
+    from pecmail.certification.classify import Classification
+
 TASK_INBOUND_PROCESS = "transport.inbound_process"
+TASK_INBOUND_PROCESS_MANY = "transport.inbound_process_many"
 
 
 def local_domains() -> frozenset[str]:
@@ -84,10 +89,14 @@ def inbound_admission(*, raw: bytes, rcpt_tos: list[str], refusing: set[str] | N
     from pecmail.certification.classify import classify
     from pecmail.certification.index import trust_store
 
-    result = classify(raw, trust=trust_store())
+    return admission_decide(classify(raw, trust=trust_store()), rcpt_tos=addresses, refusing=refusing)
+
+
+def admission_decide(result: Classification, *, rcpt_tos: list[str], refusing: set[str]) -> Admission:
+    """The DATA answer for a classified message: refuse non-PEC mail only if every recipient refuses it."""
     if result.valid and result.kind not in ("anomalia", "ordinary", "malformed"):
         return Admission(accept=True, kind=result.kind)
-    if all(a in refusing for a in addresses):
+    if all(a.strip().lower() in refusing for a in rcpt_tos):
         return Admission(accept=False, kind=result.kind)
     return Admission(accept=True, kind=result.kind)
 
@@ -123,21 +132,20 @@ def inbound_store(
     request = InboundRequest(
         raw=raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer, helo=helo, tls=tls, kind=kind
     )
-    (stored,) = inbound_store_many([request])
+    ((inbound, item),) = inbound_store_many([request])
     if publish_on_commit:
         from .outbox import outbox_publish
 
-        item_id = stored[1]
-        transaction.on_commit(lambda: outbox_publish(item_id=item_id))
-    return stored
+        transaction.on_commit(lambda: outbox_publish(item_id=item.pk))
+    return inbound, item.pk
 
 
-def inbound_store_many(requests: list[InboundRequest]) -> list[tuple[InboundMessage, int]]:
+def inbound_store_many(requests: list[InboundRequest]) -> list[tuple[InboundMessage, OutboxItem]]:
     """Store accepted SMTP transactions durably in one transaction (group commit).
 
     The bytes are written first (content-addressed, so a retry rewrites nothing); then one
-    transaction holds the inbound rows, their provider log rows and their outbox rows, in
-    the order given. Returns (row, outbox item id) per request.
+    transaction holds the inbound rows, their provider log rows and one outbox row that
+    processes them all, in the order given. Returns (row, the outbox item) per request.
     """
     from pecmail.certification.log import LogEvent, log_append_many
 
@@ -171,5 +179,11 @@ def inbound_store_many(requests: list[InboundRequest]) -> list[tuple[InboundMess
             )
             for row in rows
         )
-        items = outbox_add_many([(TASK_INBOUND_PROCESS, {"inbound_id": row.pk}) for row in rows])
-    return [(row, item.pk) for row, item in zip(rows, items, strict=True)]
+        # One Celery message for the whole batch: publishing costs as much as storing.
+        if len(rows) == 1:
+            (item,) = outbox_add_many([(TASK_INBOUND_PROCESS, {"inbound_id": rows[0].pk})])
+        else:
+            (item,) = outbox_add_many(
+                [(TASK_INBOUND_PROCESS_MANY, {"inbound_ids": [row.pk for row in rows]})]
+            )
+    return [(row, item) for row in rows]

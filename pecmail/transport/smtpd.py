@@ -96,12 +96,12 @@ def server_create(
     publish: bool = True,
 ) -> PecController:
     """Return a ready (not yet started) controller serving the PEC handler on host:port."""
-    from .outbox import outbox_publish_many
+    from .outbox import outbox_publish_items
 
     hostname = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
     handler = PecHandler(
         max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
-        publish=outbox_publish_many if publish else None,
+        publish=outbox_publish_items if publish else None,
     )
     return PecController(
         handler,

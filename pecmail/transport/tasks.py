@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
@@ -14,6 +16,8 @@ app.conf.beat_schedule = {
     "transport.outbox_relay": {"task": "transport.outbox_relay", "schedule": _every},
     "transport.deadlines_sweep": {"task": "transport.deadlines_sweep", "schedule": 60.0},
 }
+
+log = logging.getLogger(__name__)
 
 COMMON = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -40,6 +44,28 @@ def inbound_process(inbound_id: int) -> str:
     from .incoming import inbound_process as process
 
     return process(inbound_id=inbound_id)
+
+
+@shared_task(name="transport.inbound_process_many", **COMMON)
+def inbound_process_many(inbound_ids: list[int]) -> dict[str, int]:
+    """Process what one group commit of ``pec smtpd`` stored: one Celery message per batch.
+
+    A message that fails stays ``received`` and ``inbound_retry_due`` runs it again; the
+    others of its batch are not held back by it.
+    """
+    from .incoming import inbound_process as process
+
+    outcomes: dict[str, int] = {}
+    for inbound_id in inbound_ids:
+        try:
+            outcome = process(inbound_id=inbound_id)
+        except Exception:
+            log.exception(
+                "transport: processing inbound %s failed; the retry sweep will run it again", inbound_id
+            )
+            outcome = "failed"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 @shared_task(bind=True, name="transport.outbound_send", max_retries=None, **COMMON)

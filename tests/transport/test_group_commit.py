@@ -57,10 +57,14 @@ def test_it_stores_what_queued_meanwhile_in_one_transaction(batches):
     assert [len(batch) for batch in seen] == [1, 9]
     assert [inbound.rcpt_tos for inbound, _item in results] == [[f"r{n}@pec.localhost"] for n in range(10)]
     assert InboundMessage.objects.count() == 10
-    assert sorted(item for _inbound, item in results) == sorted(
-        OutboxItem.objects.values_list("id", flat=True)
+    # One outbox row (one Celery message) per batch, published once the batch committed.
+    lone, together = OutboxItem.objects.order_by("id")
+    assert (lone.task_name, lone.kwargs) == (services.TASK_INBOUND_PROCESS, {"inbound_id": results[0][0].pk})
+    assert (together.task_name, together.kwargs) == (
+        services.TASK_INBOUND_PROCESS_MANY,
+        {"inbound_ids": [inbound.pk for inbound, _item in results[1:]]},
     )
-    assert published == [[results[0][1]], [item for _inbound, item in results[1:]]]
+    assert [[item.pk for item in items] for items in published] == [[lone.pk], [together.pk]]
     # One log row per message, in submission order, and the chain is whole.
     identifiers = list(ProviderLogEntry.objects.order_by("seq").values_list("identifier", flat=True))
     assert identifiers[-10:] == [f"inbound-{inbound.pk}" for inbound, _item in results]
@@ -99,3 +103,17 @@ def test_close_stores_what_is_still_queued(batches):
     committer.close()
     assert first.done() and queued.done()
     assert InboundMessage.objects.count() == 2
+
+
+def test_the_bare_cr_or_lf_check_matches_its_definition():
+    """The fast count-based check agrees with the plain definition on every short CR/LF mix."""
+    import itertools
+    import re
+
+    from pecmail.transport.handler import has_bare_cr_or_lf
+
+    definition = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+    for length in range(7):
+        for combo in itertools.product([b"a", b"\r", b"\n"], repeat=length):
+            raw = b"".join(combo)
+            assert has_bare_cr_or_lf(raw) is bool(definition.search(raw)), raw

@@ -214,3 +214,35 @@ def test_it_wraps_malformed_mime_in_an_anomaly_envelope(
     receive(raw, [bob.address], django_capture_on_commit_callbacks)
     (message,) = inbox(bob)
     assert message.kind == Message.Kind.ANOMALY
+
+
+def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    """``pec smtpd`` publishes one task per group commit; one unreadable message spoils nothing."""
+    from pecmail.mail import storage
+    from pecmail.transport import tasks
+    from pecmail.transport.models import InboundMessage
+
+    requests = [
+        services.InboundRequest(
+            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
+            mail_from="alice@pec-a.test",
+            rcpt_tos=[mailbox.address],
+        )
+        for n, mailbox in enumerate([bob, carol, bob])
+    ]
+    stored = services.inbound_store_many(requests)
+    (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
+    assert item.task_name == services.TASK_INBOUND_PROCESS_MANY
+    # The middle message's bytes are gone (a storage fault): it must wait for the retry sweep.
+    broken = stored[1][0]
+    storage.default_storage.delete(storage.raw_path(broken.raw_sha256))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes = tasks.inbound_process_many(**item.kwargs)
+    assert outcomes.get("failed") == 1
+    states = dict(InboundMessage.objects.values_list("id", "state"))
+    assert states[stored[0][0].pk] == states[stored[2][0].pk] == InboundMessage.State.PROCESSED
+    assert states[broken.pk] == InboundMessage.State.RECEIVED
+    assert [m.kind for m in inbox(bob)] == [Message.Kind.CERTIFIED, Message.Kind.CERTIFIED]
+    assert inbox(carol) == []
