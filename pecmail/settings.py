@@ -265,6 +265,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker keeps its database connection for this many tasks (Celery otherwise opens a new
+# one per task; pecmail.celery drops a broken one at once). 0 = a new connection per task.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000) or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
@@ -307,6 +310,10 @@ PEC_TRANSPORT_SWEEP_GRACE = env_int("PEC_TRANSPORT_SWEEP_GRACE", 120)
 PEC_OUTBOX_RELAY_GRACE = env_int("PEC_OUTBOX_RELAY_GRACE", 30)
 PEC_INBOUND_RETRY_AFTER = env_int("PEC_INBOUND_RETRY_AFTER", 300)
 PEC_SMTP_CLAIM_LEASE = env_int("PEC_SMTP_CLAIM_LEASE", 600)
+# SMTP out keeps a session open for the next message to the same server: at most this many
+# seconds idle and this many messages per session (0 = one message per session).
+PEC_SMTP_SESSION_IDLE = env_int("PEC_SMTP_SESSION_IDLE", 30)
+PEC_SMTP_SESSION_MAX = env_int("PEC_SMTP_SESSION_MAX", 100)
 PEC_LOG_RETENTION_DAYS = env_int("PEC_LOG_RETENTION_DAYS", 30 * 31)
 PEC_DEMO_PASSWORD = env_str("PEC_DEMO_PASSWORD", "pecmail-demo-2026")
 

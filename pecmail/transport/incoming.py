@@ -14,6 +14,7 @@ message × recipient × kind), so a re-run or a peer resending the same envelope
 from __future__ import annotations
 
 import datetime as dt
+import email.message
 import logging
 
 from django.conf import settings
@@ -26,7 +27,7 @@ from pecmail.certification.index import trust_store
 from pecmail.certification.log import log_append
 from pecmail.mail import parsing, storage
 from pecmail.mail.models import Delivery, Folder, Mailbox, Message
-from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local
+from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse
 from pecmail.mail.services import message_store
 
 from . import scanner
@@ -54,11 +55,12 @@ def inbound_process(*, inbound_id: int) -> str:
     raw = storage.raw_get(inbound.raw_sha256)
     result = classify(raw, trust=trust_store())
     now = timezone.now()
-    if result.valid and not _signer_manages_sender(raw, result):
+    headers = headers_parse(raw)
+    if result.valid and not _signer_manages_sender(headers, result):
         result.valid = False
         result.problems.append("the From domain is not managed by the signing provider")
     if result.valid and result.kind == "posta-certificata":
-        outcome = _envelope_accept(inbound=inbound, raw=raw, result=result, now=now)
+        outcome = _envelope_accept(inbound=inbound, raw=raw, headers=headers, result=result, now=now)
     elif result.valid and result.kind in RECEIPT_KINDS:
         outcome = _receipt_accept(inbound=inbound, raw=raw, result=result, now=now)
     else:
@@ -73,12 +75,12 @@ def inbound_process(*, inbound_id: int) -> str:
     return result.kind
 
 
-def _signer_manages_sender(raw: bytes, result: Classification) -> bool:
+def _signer_manages_sender(headers: email.message.Message, result: Classification) -> bool:
     """SPEC §2.3 check 5: the From domain is one of the signing provider's managedDomains."""
     provider = result.signature.provider if result.signature else None
     if provider is None:
         return False
-    senders = parsing.addresses(parsing.parse_bytes(raw), "From")
+    senders = parsing.addresses(headers, "From")
     if len(senders) != 1:
         return False
     domain = senders[0][1].rpartition("@")[2].strip().rstrip(".").lower()
@@ -95,15 +97,21 @@ def _local_recipients(inbound: InboundMessage) -> list[str]:
     return out
 
 
-def _envelope_transaction(raw: bytes, result: Classification, when: dt.datetime) -> envelopes.Transaction:
-    headers = parsing.parse_bytes(raw)
+def _envelope_transaction(
+    headers: email.message.Message, result: Classification, when: dt.datetime
+) -> envelopes.Transaction:
     to = [a for _n, a in parsing.addresses(headers, "To")]
     cc = [a for _n, a in parsing.addresses(headers, "Cc")]
     return envelopes.Transaction.from_daticert(result.daticert, to=to, cc=cc, when=when)
 
 
 def _envelope_accept(
-    *, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime
+    *,
+    inbound: InboundMessage,
+    raw: bytes,
+    headers: email.message.Message,
+    result: Classification,
+    now: dt.datetime,
 ) -> dict:
     """Take charge of the recipients not yet covered, then deliver (or report a virus) to each.
 
@@ -113,7 +121,7 @@ def _envelope_accept(
     """
     identity = pki.load_identity()
     provider = result.signature.provider
-    tx = _envelope_transaction(raw, result, now)
+    tx = _envelope_transaction(headers, result, now)
     recipients = _local_recipients(inbound)
     outcome: dict = {"recipients": {}}
     # Scanned first: a scanner outage leaves nothing half-done, the retry sweep comes back later.

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import smtplib
 import ssl
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -116,51 +119,218 @@ def _reply_text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def smtp_deliver(*, route: Route, mail_from: str, recipients: list[str], raw: bytes) -> SmtpOutcome:
-    """Hand ``raw`` to one server; raises OSError / SMTPException when the session itself fails."""
-    helo = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
+def _tls_context() -> ssl.SSLContext:
+    """The client context for opportunistic STARTTLS, built once per process.
+
+    ``ssl.create_default_context()`` loads the system CA bundle (tens of milliseconds) on
+    every call, and opportunistic TLS verifies nothing: peers' certificates are often
+    private, and the S/MIME signature is what authenticates a PEC message.
+    """
+    global _TLS_CONTEXT
+    if _TLS_CONTEXT is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        _TLS_CONTEXT = context
+    return _TLS_CONTEXT
+
+
+_TLS_CONTEXT: ssl.SSLContext | None = None
+
+
+@dataclass
+class _Session:
+    """An open SMTP session kept for the next transaction to the same server."""
+
+    smtp: smtplib.SMTP
+    used_at: float
+    transactions: int = 0
+
+
+# Per process and thread (a prefork child has one thread): open sessions by (pid, host, port, helo).
+_sessions = threading.local()
+
+
+def session_idle_limit() -> float:
+    """Seconds an idle session is kept: well below the 5-minute server timeout of RFC 5321 §4.5.3.2."""
+    return float(getattr(settings, "PEC_SMTP_SESSION_IDLE", 30))
+
+
+def session_max_transactions() -> int:
+    """Transactions per session before it is closed and a fresh one opened (0: one per session)."""
+    return int(getattr(settings, "PEC_SMTP_SESSION_MAX", 100))
+
+
+def _session_pool() -> dict[tuple, _Session]:
+    pool = getattr(_sessions, "pool", None)
+    if pool is None:
+        pool = _sessions.pool = {}
+    return pool
+
+
+def _session_key(route: Route, helo: str) -> tuple:
+    # The pid keeps a forked child from ever using its parent's socket.
+    return (os.getpid(), route.host, route.port, helo)
+
+
+def _session_close(session: _Session) -> None:
+    try:
+        session.smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        session.smtp.close()
+
+
+def sessions_close() -> None:
+    """Close every session this process keeps (tests; a worker's children just exit)."""
+    pool = _session_pool()
+    while pool:
+        _key, session = pool.popitem()
+        _session_close(session)
+
+
+def _session_take(key: tuple) -> _Session | None:
+    """A kept session to reuse, or None; an idle or worn-out one is closed instead."""
+    session = _session_pool().pop(key, None)
+    if session is None:
+        return None
+    if time.monotonic() - session.used_at > session_idle_limit() or (
+        session.transactions >= session_max_transactions()
+    ):
+        _session_close(session)
+        return None
+    return session
+
+
+def _session_open(route: Route, helo: str) -> _Session:
     timeout = float(getattr(settings, "PEC_SMTP_TIMEOUT", 60))
-    outcome = SmtpOutcome()
-    with smtplib.SMTP(route.host, route.port, local_hostname=helo, timeout=timeout) as smtp:
+    smtp = smtplib.SMTP(route.host, route.port, local_hostname=helo, timeout=timeout)
+    try:
         smtp.ehlo()
         if smtp.has_extn("starttls"):
-            # Opportunistic TLS (RFC 3207): encrypt whenever offered; peers' certificates are
-            # often private, and the S/MIME signature is what authenticates a PEC message.
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            smtp.starttls(context=context)
+            # Opportunistic TLS (RFC 3207): encrypt whenever offered.
+            smtp.starttls(context=_tls_context())
             smtp.ehlo()
-        options = [f"SIZE={len(raw)}"] if smtp.has_extn("size") else []
-        code, reply = smtp.mail(mail_from, options)
-        if code >= 400:
-            target = outcome.permanent if code >= 500 else outcome.transient
-            for recipient in recipients:
-                target[recipient] = (code, _reply_text(reply))
-            return outcome
-        for recipient in recipients:
-            code, reply = smtp.rcpt(recipient)
-            if code < 300:
-                outcome.accepted[recipient] = _reply_text(reply)
-            elif code >= 500:
-                outcome.permanent[recipient] = (code, _reply_text(reply))
-            else:
-                outcome.transient[recipient] = (code, _reply_text(reply))
-        if not outcome.accepted:
-            smtp.rset()
-            return outcome
+    except BaseException:
+        smtp.close()
+        raise
+    return _Session(smtp=smtp, used_at=time.monotonic())
+
+
+class _StaleSession(Exception):
+    """A reused session failed before the server accepted anything: open a fresh one."""
+
+
+def smtp_deliver(*, route: Route, mail_from: str, recipients: list[str], raw: bytes) -> SmtpOutcome:
+    """Hand ``raw`` to one server; raises OSError / SMTPException when the session itself fails.
+
+    The session is kept open for the next transaction to the same server (RFC 5321 allows
+    many per session), which saves the connection, EHLO and TLS handshake per message. A
+    kept session the server has meanwhile closed is noticed at MAIL FROM, before anything
+    was accepted, and replaced by a fresh one, so reuse never changes an outcome.
+    """
+    helo = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
+    key = _session_key(route, helo)
+    session = _session_take(key)
+    if session is not None:
         try:
-            code, reply = smtp.data(raw)
-        except smtplib.SMTPDataError as exc:
-            code, reply = exc.smtp_code, exc.smtp_error
-        if code >= 300:
-            target = outcome.permanent if code >= 500 else outcome.transient
-            for recipient in outcome.accepted:
-                target[recipient] = (code, _reply_text(reply))
-            outcome.accepted = {}
-        else:
-            outcome.accepted = dict.fromkeys(outcome.accepted, _reply_text(reply))
+            return _session_deliver(key, session, mail_from=mail_from, recipients=recipients, raw=raw)
+        except _StaleSession:
+            log.debug("outbound: kept session to %s:%s was closed; reconnecting", route.host, route.port)
+    # A fresh session never raises _StaleSession (only a reused one can be stale).
+    session = _session_open(route, helo)
+    return _session_deliver(key, session, mail_from=mail_from, recipients=recipients, raw=raw)
+
+
+def _session_deliver(
+    key: tuple, session: _Session, *, mail_from: str, recipients: list[str], raw: bytes
+) -> SmtpOutcome:
+    """One mail transaction on ``session``; keeps the session when it ends in a clean state."""
+    smtp = session.smtp
+    reused = session.transactions > 0
+    session.transactions += 1
+    try:
+        outcome, clean = _transaction(
+            smtp, mail_from=mail_from, recipients=recipients, raw=raw, reused=reused
+        )
+    except BaseException:
+        smtp.close()
+        raise
+    if clean and session_max_transactions() > 0:
+        session.used_at = time.monotonic()
+        previous = _session_pool().pop(key, None)
+        if previous is not None:
+            _session_close(previous)
+        _session_pool()[key] = session
+    else:
+        _session_close(session)
     return outcome
+
+
+def _transaction(
+    smtp: smtplib.SMTP, *, mail_from: str, recipients: list[str], raw: bytes, reused: bool
+) -> tuple[SmtpOutcome, bool]:
+    """MAIL, RCPT…, DATA; returns the outcome and whether the session may carry another one."""
+    outcome = SmtpOutcome()
+    options = [f"SIZE={len(raw)}"] if smtp.has_extn("size") else []
+    try:
+        code, reply = smtp.mail(mail_from, options)
+    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+        if reused:
+            raise _StaleSession(str(exc)) from exc
+        raise
+    if reused and code == 421:
+        # The server is closing the kept session (idle timeout, shutdown): nothing happened yet.
+        raise _StaleSession(_reply_text(reply))
+    if code >= 400:
+        target = outcome.permanent if code >= 500 else outcome.transient
+        for recipient in recipients:
+            target[recipient] = (code, _reply_text(reply))
+        return outcome, code != 421 and _reset(smtp)
+    for recipient in recipients:
+        code, reply = smtp.rcpt(recipient)
+        if code < 300:
+            outcome.accepted[recipient] = _reply_text(reply)
+        elif code >= 500:
+            outcome.permanent[recipient] = (code, _reply_text(reply))
+        else:
+            outcome.transient[recipient] = (code, _reply_text(reply))
+        if code == 421:
+            return _all_transient_after_421(outcome, recipients, code, reply), False
+    if not outcome.accepted:
+        return outcome, _reset(smtp)
+    try:
+        code, reply = smtp.data(raw)
+    except smtplib.SMTPDataError as exc:
+        code, reply = exc.smtp_code, exc.smtp_error
+    if code >= 300:
+        target = outcome.permanent if code >= 500 else outcome.transient
+        for recipient in outcome.accepted:
+            target[recipient] = (code, _reply_text(reply))
+        outcome.accepted = {}
+    else:
+        outcome.accepted = dict.fromkeys(outcome.accepted, _reply_text(reply))
+    # After the final reply to DATA the transaction is over either way (RFC 5321 §4.1.1.4).
+    return outcome, code != 421
+
+
+def _all_transient_after_421(
+    outcome: SmtpOutcome, recipients: list[str], code: int, reply: bytes | str
+) -> SmtpOutcome:
+    """421 closes the session: recipients not yet answered are transient too, nothing was sent."""
+    for recipient in recipients:
+        if recipient not in outcome.permanent:
+            outcome.transient[recipient] = (code, _reply_text(reply))
+    outcome.accepted = {}
+    return outcome
+
+
+def _reset(smtp: smtplib.SMTP) -> bool:
+    """RSET after an aborted transaction; False when the session is no longer usable."""
+    try:
+        code, _reply = smtp.rset()
+    except (OSError, smtplib.SMTPException):
+        return False
+    return code == 250
 
 
 def _try_routes(routes: list[Route], *, mail_from: str, recipients: list[str], raw: bytes) -> SmtpOutcome:
