@@ -161,7 +161,10 @@ def test_it_emits_each_deadline_notice_once_when_the_peer_is_unreachable(alice, 
     with time_machine.travel(start + dt.timedelta(hours=12, minutes=1), tick=False):
         assert deadlines.deadlines_sweep() == 2
         assert deadlines.deadlines_sweep() == 0
-    with time_machine.travel(start + dt.timedelta(hours=25), tick=False):
+    # SPEC §2.5: the final notice comes by 24 h but not before 22 h.
+    with time_machine.travel(start + dt.timedelta(hours=21, minutes=59), tick=False):
+        assert deadlines.deadlines_sweep() == 0
+    with time_machine.travel(start + dt.timedelta(hours=23, minutes=59), tick=False):
         assert deadlines.deadlines_sweep() == 2
         assert deadlines.deadlines_sweep() == 0
     notices = [
