@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, index, pki
-from pecmail.certification.log import log_append
+from pecmail.certification.log import LogEvent, log_append, log_append_many
 from pecmail.certification.trust import TrustStore
 from pecmail.transport import scanner
 
@@ -220,23 +220,18 @@ def message_accept(*, message_id: int) -> str:
                 header=Delivery.Header.TO if address in to else Delivery.Header.CC,
                 certified=tx.recipient_types.get(address) == "certificato",
             )
-        log_append(
-            event="accettazione",
-            identifier=pec_id,
-            msgid=sent.client_msgid,
-            sender=sent.mailbox.address,
-            recipients=tx_addresses(tx),
-            subject=sent.subject,
-            at=when,
-        )
-        log_append(
-            event="busta-trasporto",
-            identifier=pec_id,
-            msgid=sent.client_msgid,
-            sender=sent.mailbox.address,
-            recipients=tx_addresses(tx),
-            subject=sent.subject,
-            at=when,
+        # Both rows under one lock of the log head (the chain is the same as two appends).
+        log_append_many(
+            LogEvent(
+                event=event,
+                identifier=pec_id,
+                msgid=sent.client_msgid,
+                sender=sent.mailbox.address,
+                recipients=tx_addresses(tx),
+                subject=sent.subject,
+                at=when,
+            )
+            for event in ("accettazione", "busta-trasporto")
         )
         remote = [a for a in rcpt if not is_local(a)]
         from . import tasks
