@@ -111,6 +111,10 @@ def sink(tmp_path) -> Iterator[tuple[SinkHandler, int]]:
     try:
         yield handler, port
     finally:
+        # SMTP out keeps sessions open for reuse; aiosmtpd's stop() would wait 30 s for them.
+        from pecmail.transport import outbound
+
+        outbound.sessions_close()
         controller.stop()
 
 
