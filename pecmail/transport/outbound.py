@@ -223,6 +223,34 @@ class _StaleSession(Exception):
 def smtp_deliver(*, route: Route, mail_from: str, recipients: list[str], raw: bytes) -> SmtpOutcome:
     """Hand ``raw`` to one server; raises OSError / SMTPException when the session itself fails.
 
+    Recipients answered 452 while others of the transaction were taken are sent at once in a
+    further transaction (RFC 5321 §4.5.3.1.10): a server limits recipients per transaction
+    that way, and pecmail's own server keeps recipients with different policies towards mail
+    from outside PEC apart so. Each round settles at least one recipient, or stops.
+    """
+    outcome = _deliver_once(route=route, mail_from=mail_from, recipients=recipients, raw=raw)
+    while True:
+        deferred = [r for r, (code, _text) in outcome.transient.items() if code == 452]
+        if not deferred or len(deferred) == len(recipients):
+            return outcome
+        recipients = deferred
+        try:
+            more = _deliver_once(route=route, mail_from=mail_from, recipients=recipients, raw=raw)
+        except (OSError, smtplib.SMTPException) as exc:
+            # What the first transaction settled stands; only the deferred ones wait for a retry.
+            more = SmtpOutcome(
+                transient=dict.fromkeys(recipients, (421, f"{route.host}:{route.port}: {exc}"))
+            )
+        for recipient in recipients:
+            outcome.transient.pop(recipient, None)
+        outcome.accepted.update(more.accepted)
+        outcome.permanent.update(more.permanent)
+        outcome.transient.update(more.transient)
+
+
+def _deliver_once(*, route: Route, mail_from: str, recipients: list[str], raw: bytes) -> SmtpOutcome:
+    """One mail transaction to one server, on a kept session when there is one.
+
     The session is kept open for the next transaction to the same server (RFC 5321 allows
     many per session), which saves the connection, EHLO and TLS handshake per message. A
     kept session the server has meanwhile closed is noticed at MAIL FROM, before anything

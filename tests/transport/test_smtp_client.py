@@ -54,3 +54,47 @@ def test_it_treats_an_unreachable_server_as_transient():
     )
     assert outcome.transient["x@mail.test"][0] == 421
     assert outcome.accepted == {}
+
+
+def test_it_sends_recipients_deferred_with_452_in_a_further_transaction(
+    smtp_server, bob, alice, local_provider
+):
+    """pecmail's own server keeps recipients with different policies apart; nobody waits for a retry."""
+    from pecmail.transport.models import InboundMessage
+
+    bob.accept_ordinary_mail = False
+    bob.save()
+    host, port = smtp_server
+    outcome = smtp_deliver(
+        route=Route(host, port), mail_from="a@mail.test", recipients=[alice.address, bob.address], raw=RAW
+    )
+    # alice (accepts mail from outside PEC) in the first transaction; bob in a second one, where
+    # this non-PEC message is refused for him at DATA.
+    assert list(outcome.accepted) == [alice.address]
+    assert outcome.permanent[bob.address][0] == 554
+    assert outcome.transient == {}
+    assert [row.rcpt_tos for row in InboundMessage.objects.all()] == [[alice.address]]
+
+
+def test_it_stops_when_a_server_defers_every_recipient(sink):
+    handler, port = sink
+    handler.rcpt_replies = {"x@mail.test": "452 4.5.3 Too many recipients"}
+    outcome = smtp_deliver(
+        route=Route("127.0.0.1", port), mail_from="a@pec-a.test", recipients=["x@mail.test"], raw=RAW
+    )
+    assert outcome.transient["x@mail.test"][0] == 452
+    assert handler.messages == []
+
+
+def test_it_retries_a_deferred_recipient_once_more_then_leaves_it_for_later(sink):
+    handler, port = sink
+    handler.rcpt_replies = {"later@mail.test": "452 4.5.3 Too many recipients"}
+    outcome = smtp_deliver(
+        route=Route("127.0.0.1", port),
+        mail_from="a@pec-a.test",
+        recipients=["x@mail.test", "later@mail.test"],
+        raw=RAW,
+    )
+    assert list(outcome.accepted) == ["x@mail.test"]
+    assert outcome.transient["later@mail.test"][0] == 452
+    assert len(handler.messages) == 1
