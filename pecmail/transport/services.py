@@ -44,10 +44,11 @@ def domain_is_local(address: str) -> bool:
 def recipient_policy(*, address: str) -> bool | None:
     """None for an address we do not serve; else whether it accepts mail from outside PEC.
 
-    The service address (``mailReceipt``) is no user's mailbox: it never takes ordinary mail.
+    The service address (``mailReceipt``) takes everything at SMTP, unclassified: receipts
+    from other providers come to it, and the Incoming Point sorts out the rest.
     """
     if address.strip().lower() == service_address().lower():
-        return False
+        return True
     accepts = (
         Mailbox.objects.filter(address__iexact=address.strip())
         .values_list("accept_ordinary_mail", flat=True)

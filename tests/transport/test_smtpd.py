@@ -212,3 +212,22 @@ def test_it_splits_recipients_with_different_policies_into_separate_transactions
     client.close()
     (inbound,) = InboundMessage.objects.all()
     assert inbound.rcpt_tos == [alice.address]
+
+
+def test_it_takes_anything_for_the_service_address_and_leaves_sorting_to_the_incoming_point(
+    smtp_server, bob, local_provider
+):
+    bob.accept_ordinary_mail = False
+    bob.save()
+    client = RawClient(*smtp_server)
+    client.command("EHLO peer.test")
+    assert client.command("MAIL FROM:<sender@peer.test>").startswith("250")
+    assert client.command(f"RCPT TO:<{services.service_address()}>").startswith("250")
+    # bob refuses mail from outside PEC: not in the same transaction as an address that takes it.
+    assert client.command(f"RCPT TO:<{bob.address}>").startswith("452 4.5.3")
+    assert client.command("DATA").startswith("354")
+    client.send(MESSAGE + b".\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    (inbound,) = InboundMessage.objects.all()
+    assert inbound.rcpt_tos == [services.service_address()]
