@@ -28,6 +28,10 @@ def smtp_server(transactional_db, settings, tmp_path) -> Iterator[tuple[str, int
     try:
         yield "127.0.0.1", port
     finally:
+        # Sessions SMTP out kept open to this server would hold stop() up for 30 s.
+        from pecmail.transport import outbound
+
+        outbound.sessions_close()
         controller.stop()
 
 
