@@ -16,7 +16,7 @@ is measured. Uses SQLite unless DATABASE_URL is set (then a throw-away PostgreSQ
 is created next to it).
 
 ``--e2e`` measures instead end to end between two instances (pec-a.test → pec-b.test, each
-with ``pec smtpd``, a Celery worker and beat on its own Redis database 13/14 of REDIS_URL):
+with ``pec smtpd``, a Celery worker and beat on its own Redis database 7/8 of REDIS_URL (the tests use others)):
 alice submits at a steady ``BENCH_RATES`` (default "20,50") messages per second for
 ``BENCH_SECONDS``; printed are p50/p99 of submit → delivery receipt filed (target p99 < 10 s).
 """
@@ -293,8 +293,8 @@ def end_to_end() -> None:
         b = Provider(domain="pec-b.test", name="Provider B", directory=Path(tmp) / "b", database_url=url_b)
         a.routes = {"pec-b.test": f"127.0.0.1:{b.port}"}
         b.routes = {"pec-a.test": f"127.0.0.1:{a.port}"}
-        a.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(13)}
-        b.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(14)}
+        a.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(7)}
+        b.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(8)}
         for p in (a, b):
             redis_flush(p.extra_env["REDIS_URL"])
         workers = [Worker(a, "bench-a"), Worker(b, "bench-b")]
