@@ -38,6 +38,7 @@ from pecmail.certification.classify import classify
 from tests.integration.test_two_providers import (
     PY,
     ROOT,
+    SUBMIT,
     Provider,
     databases,
     wait_until,
@@ -58,15 +59,6 @@ django.setup()
 from django.core.management import call_command
 for argv in {commands!r}:
     call_command(*argv)
-"""
-
-SUBMIT = """
-import json
-from pecmail.mail.models import Mailbox
-from pecmail.mail.services import message_submit
-sent = message_submit(mailbox=Mailbox.objects.get(address="alice@pec-a.test"), to={to!r}, cc={cc!r},
-                      subject={subject!r}, body_text="Testo di prova.", body_html=None, attachments=[])
-print(json.dumps(sent.pk))
 """
 
 # Where the submission stands at A: accepted, handed to SMTP, what the attempt got.
