@@ -13,6 +13,7 @@ from pecmail.mail.models import Message
 from pecmail.mail.pipeline import message_delivered
 
 from . import services, tasks
+from .models import NotificationAddress, Preferences, Rule
 from .selectors import preferences_for
 
 logger = logging.getLogger(__name__)
@@ -20,10 +21,28 @@ logger = logging.getLogger(__name__)
 
 @receiver(message_delivered, dispatch_uid="options.message_delivered")
 def on_message_delivered(sender: Any, message_id: int, kind: str, **kwargs: Any) -> None:
-    if kind in Message.Kind.values and Message(kind=kind).is_receipt:
+    """Enqueue only the work this mailbox asked for.
+
+    Most mailboxes have no rules and no notification address and keep receipts in the Inbox;
+    a task that would find nothing to do still costs a broker message and a worker slot for
+    every delivered message (three per PEC, with its receipts), so a query here decides first.
+    """
+    owners = Message.objects.filter(pk=message_id).values_list("mailbox_id", "mailbox__owner_id").first()
+    if owners is None:
+        return
+    mailbox_id, owner_id = owners
+    if (
+        kind in Message.Kind.values
+        and Message(kind=kind).is_receipt
+        and Preferences.objects.filter(user_id=owner_id, receipts=Preferences.Receipts.FOLDER).exists()
+    ):
         tasks.receipt_file.delay_on_commit(message_id)
-    tasks.rules_apply.delay_on_commit(message_id)
-    if kind == Message.Kind.CERTIFIED:
+    if Rule.objects.filter(mailbox_id=mailbox_id, active=True).exists():
+        tasks.rules_apply.delay_on_commit(message_id)
+    if (
+        kind == Message.Kind.CERTIFIED
+        and NotificationAddress.objects.filter(user_id=owner_id, confirmed_at__isnull=False).exists()
+    ):
         tasks.notices_send.delay_on_commit(message_id)
 
 

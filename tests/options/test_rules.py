@@ -307,3 +307,34 @@ def test_it_applies_rules_to_anomaly_envelopes(alice, provider, django_capture_o
         )
     stored.refresh_from_db()
     assert stored.flagged is True
+
+
+def test_it_enqueues_options_work_only_for_what_the_mailbox_uses(
+    alice, provider, django_capture_on_commit_callbacks
+):
+    """No rule, notification address or Receipts folder: a delivery enqueues none of their tasks."""
+    from django.utils import timezone
+
+    from pecmail.mail import services as mail_services
+    from pecmail.options.models import NotificationAddress, Preferences
+    from tests.options.test_general import ordinary_raw
+
+    def enqueued_by_a_delivery(n: int, kind: str) -> int:
+        with django_capture_on_commit_callbacks() as callbacks:
+            mail_services.message_store(mailbox=alice, raw=ordinary_raw(f"Consegna {n}", n), kind=kind)
+        return len(callbacks)
+
+    plain = {
+        kind: enqueued_by_a_delivery(n, kind)
+        for n, kind in enumerate(Message.Kind.values)
+        if kind != "submitted"
+    }
+    rule(alice, name="Flag", flag=True)
+    NotificationAddress.objects.create(
+        user=alice.owner, address="alice@example.com", confirmed_at=timezone.now()
+    )
+    Preferences.objects.update_or_create(user=alice.owner, defaults={"receipts": Preferences.Receipts.FOLDER})
+    for n, kind in enumerate(plain, start=100):
+        # One more for the rules, plus one for notices (certified mail) or for filing (receipts).
+        extra = 1 + (kind == Message.Kind.CERTIFIED) + Message(kind=kind).is_receipt
+        assert enqueued_by_a_delivery(n, kind) == plain[kind] + extra, kind
