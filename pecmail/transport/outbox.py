@@ -35,7 +35,7 @@ def outbox_add(*, task_name: str, kwargs: dict, publish_on_commit: bool = True) 
 
 
 def outbox_add_many(items: list[tuple[str, dict]]) -> list[OutboxItem]:
-    """Record several (task name, kwargs) in one statement; publish them with ``outbox_publish_many``."""
+    """Record several (task name, kwargs) in one statement; publish them with ``outbox_publish_items``."""
     return OutboxItem.objects.bulk_create(
         [OutboxItem(task_name=name, kwargs=kwargs) for name, kwargs in items]
     )

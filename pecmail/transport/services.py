@@ -57,11 +57,6 @@ def recipient_policy(*, address: str) -> bool | None:
     return accepts
 
 
-def recipient_is_known(*, address: str) -> bool:
-    """True for an existing local mailbox or the provider's service address."""
-    return recipient_policy(address=address) is not None
-
-
 @dataclass(frozen=True)
 class Admission:
     accept: bool
