@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -23,6 +24,55 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
             continue  # SQLite test databases live in memory, one per process already
         test = db_settings.setdefault("TEST", {})
         test["NAME"] = f"{test.get('NAME') or 'test_' + db_settings['NAME']}_p{os.getpid()}"
+
+
+class _SerialWSGIServer:
+    """Mixin for the live server: one request at a time when the test database is in memory.
+
+    In-memory SQLite gives every live-server request thread the test's one shared connection;
+    two requests at once (a page and the compose form's draft autosave, say) then interleave
+    their savepoints and one fails with "no such savepoint" (a flaky CI run of the browser
+    suite). The lock covers the whole response, body and close() included, so that no
+    request's queries overlap another's. PostgreSQL gives each thread its own connection and
+    keeps the threaded server as it is.
+    """
+
+    _lock = threading.Lock()
+
+    def set_app(self, application):
+        lock = self._lock
+
+        def serial(environ, start_response):
+            with lock:
+                response = application(environ, start_response)
+                try:
+                    body = list(response)
+                finally:
+                    close = getattr(response, "close", None)
+                    if close is not None:
+                        close()
+            return body
+
+        super().set_app(serial)
+
+
+def _serialise_live_server_on_memory_sqlite() -> None:
+    from django.test.testcases import LiveServerThread
+
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        return
+    if isinstance(LiveServerThread.server_class, type) and issubclass(
+        LiveServerThread.server_class, _SerialWSGIServer
+    ):
+        return
+    LiveServerThread.server_class = type(
+        "SerialThreadedWSGIServer", (_SerialWSGIServer, LiveServerThread.server_class), {}
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _serialise_live_server_on_memory_sqlite()
 
 
 @pytest.fixture(autouse=True)
