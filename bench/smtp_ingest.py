@@ -293,8 +293,10 @@ def end_to_end() -> None:
         b = Provider(domain="pec-b.test", name="Provider B", directory=Path(tmp) / "b", database_url=url_b)
         a.routes = {"pec-b.test": f"127.0.0.1:{b.port}"}
         b.routes = {"pec-a.test": f"127.0.0.1:{a.port}"}
-        a.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(7)}
-        b.extra_env = {"CELERY_TASK_ALWAYS_EAGER": "0", "REDIS_URL": redis_url(8)}
+        # As in production: DEBUG off (on, Django records every SQL statement of every process).
+        production = {"CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "0"}
+        a.extra_env = {**production, "SECRET_KEY": f"bench-a-{uuid.uuid4().hex}{uuid.uuid4().hex}", "REDIS_URL": redis_url(7)}
+        b.extra_env = {**production, "SECRET_KEY": f"bench-b-{uuid.uuid4().hex}{uuid.uuid4().hex}", "REDIS_URL": redis_url(8)}
         for p in (a, b):
             redis_flush(p.extra_env["REDIS_URL"])
         workers = [Worker(a, "bench-a"), Worker(b, "bench-b")]
