@@ -1,8 +1,12 @@
 """SMTP out: queue signed bytes per remote domain, hand them over, settle each recipient.
 
-``outbound_enqueue`` runs inside the caller's transaction (the outbox row commits with
-it). ``outbound_send`` claims one row with a conditional UPDATE, so two workers never
-send the same row at once; a worker that died mid-send leaves a claim that expires.
+``outbound_enqueue`` runs inside the caller's transaction: the ``OutboundMessage`` row is
+itself the outbox entry (it commits with the work and is due at once), and after the
+commit ``outbound_handoff`` sends it — right there when the caller is a Celery task, else
+through the ``transport.outbound_send`` task. A handoff lost to a crash or a flushed broker
+only delays the row: ``outbound_retry_due`` (beat) sends every queued row that is overdue.
+``outbound_send`` claims one row with a conditional UPDATE, so two workers never send the
+same row at once; a worker that died mid-send leaves a claim that expires.
 """
 
 from __future__ import annotations
@@ -25,13 +29,10 @@ from django.utils import timezone
 from pecmail.mail import storage
 
 from .models import OutboundMessage
-from .outbox import outbox_add
 from .routing import Route, RoutingError, routes_for
 from .services import address_domain, local_domains
 
 log = logging.getLogger(__name__)
-
-TASK_OUTBOUND_SEND = "transport.outbound_send"
 
 
 def claim_lease() -> dt.timedelta:
@@ -96,6 +97,7 @@ def outbound_enqueue(
         return []
     sha256 = storage.raw_put(raw)
     rows = []
+    created_ids = []
     with transaction.atomic():
         for domain, rcpts in by_domain.items():
             row, created = OutboundMessage.objects.get_or_create(
@@ -110,9 +112,54 @@ def outbound_enqueue(
                 },
             )
             if created:
-                outbox_add(task_name=TASK_OUTBOUND_SEND, kwargs={"outbound_id": row.pk})
+                created_ids.append(row.pk)
             rows.append(row)
+        if created_ids:
+            transaction.on_commit(lambda: outbound_handoff(created_ids))
     return rows
+
+
+def _in_worker_task() -> bool:
+    """True inside a task a Celery worker runs (not an eager call in a web request or test)."""
+    from celery import current_task
+
+    # current_task is a proxy: outside a task it stands for None and has no request.
+    request = getattr(current_task, "request", None)
+    return request is not None and not getattr(request, "is_eager", True)
+
+
+def _publish_send(outbound_id: int, countdown: int | None = None) -> None:
+    from pecmail.celery import app
+
+    from . import tasks
+
+    try:
+        tasks.outbound_send.apply_async(kwargs={"outbound_id": outbound_id}, countdown=countdown)
+    except Exception:
+        if app.conf.task_always_eager:
+            raise
+        log.exception("outbound: could not publish row %s; the retry sweep will send it", outbound_id)
+
+
+def outbound_handoff(outbound_ids: list[int]) -> None:
+    """Send rows just committed: inline in a worker task, else through the outbound_send task.
+
+    In a worker the send runs right after the commit that queued it, in the same process:
+    no broker round trip, no second task, and the peer gets the message at once. Rows that
+    need a retry go to the task with their backoff as countdown; a row whose send fails
+    unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once it expires.
+    """
+    if not _in_worker_task():
+        for outbound_id in outbound_ids:
+            _publish_send(outbound_id)
+        return
+    for outbound_id in outbound_ids:
+        try:
+            outbound_send(outbound_id=outbound_id)
+        except OutboundRetry as retry:
+            _publish_send(outbound_id, countdown=retry.countdown)
+        except Exception:
+            log.exception("outbound: sending row %s failed; the retry sweep will resend it", outbound_id)
 
 
 def _reply_text(reply: bytes | str) -> str:

@@ -13,7 +13,7 @@ from pecmail.certification.classify import classify
 from pecmail.mail import services as mail_services
 from pecmail.mail import storage
 from pecmail.mail.models import Delivery, Folder, Message
-from pecmail.transport import deadlines, outbox, services
+from pecmail.transport import deadlines, services
 from pecmail.transport.models import DeliveryDeadline, OutboundMessage, OutboxItem
 
 from .conftest import free_port, register_provider
@@ -198,19 +198,72 @@ def test_it_sends_only_the_final_notice_after_a_take_charge(
     ]
 
 
-def test_it_relays_outbox_rows_a_crash_left_unpublished(alice, provider_b, routed_sink, submit, monkeypatch):
-    """The on-commit publish is lost (as in a crash); the relay sends the envelope later."""
-    monkeypatch.setattr(outbox, "outbox_publish", lambda **kwargs: False)
+def test_it_sends_a_row_whose_handoff_a_crash_lost_with_the_retry_sweep(
+    alice, provider_b, routed_sink, submit, monkeypatch
+):
+    """The after-commit handoff is lost (as in a crash); the committed row is the outbox entry."""
+    from pecmail.transport import outbound
+
+    monkeypatch.setattr(outbound, "outbound_handoff", lambda ids: None)
     submit(to=[BOB], cc=[])
     monkeypatch.undo()
     assert routed_sink.messages == []
-    (item,) = OutboxItem.objects.filter(published_at__isnull=True)
-    assert outbox.outbox_relay() == 0
-    with time_machine.travel(timezone.now() + dt.timedelta(minutes=1), tick=False):
-        assert outbox.outbox_relay() == 1
+    row = OutboundMessage.objects.get()
+    assert row.state == OutboundMessage.State.QUEUED
+    assert not OutboxItem.objects.filter(task_name="transport.outbound_send").exists()
+    assert outbound.outbound_retry_due() == 0  # not overdue yet: the handoff may still come
+    with time_machine.travel(timezone.now() + outbound.sweep_grace() + dt.timedelta(seconds=1), tick=False):
+        assert outbound.outbound_retry_due() == 1
     assert len(routed_sink.messages) == 1
-    item.refresh_from_db()
-    assert item.published_at is not None
+    row.refresh_from_db()
+    assert row.state == OutboundMessage.State.SENT
+
+
+class _WorkerRequest:
+    is_eager = False
+
+
+class _WorkerTask:
+    request = _WorkerRequest()
+
+
+def test_a_worker_task_sends_inline_after_its_commit_without_the_broker(
+    alice, provider_b, routed_sink, submit, monkeypatch
+):
+    """In a worker the row is sent by the committing task itself; nothing is published."""
+    import celery
+
+    from pecmail.transport import outbound, tasks
+
+    published = []
+    monkeypatch.setattr(tasks.outbound_send, "apply_async", lambda **kw: published.append(kw))
+    monkeypatch.setattr(celery, "current_task", _WorkerTask())
+    submit(to=[BOB], cc=[])
+    monkeypatch.undo()
+    assert published == []
+    assert len(routed_sink.messages) == 1
+    assert OutboundMessage.objects.get().state == OutboundMessage.State.SENT
+    assert outbound.outbound_retry_due() == 0
+
+
+def test_a_worker_task_hands_a_transient_failure_to_the_task_with_its_backoff(
+    alice, provider_b, submit, settings, monkeypatch
+):
+    import celery
+
+    from pecmail.transport import outbound, tasks
+
+    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}  # nobody listens: 4xx
+    published = []
+    monkeypatch.setattr(tasks.outbound_send, "apply_async", lambda **kw: published.append(kw))
+    monkeypatch.setattr(celery, "current_task", _WorkerTask())
+    submit(to=[BOB], cc=[])
+    monkeypatch.undo()
+    row = OutboundMessage.objects.get()
+    assert row.state == OutboundMessage.State.QUEUED and row.attempts == 1
+    assert published == [
+        {"kwargs": {"outbound_id": row.pk}, "countdown": int(outbound.backoff(1).total_seconds())}
+    ]
 
 
 def test_it_dispatches_a_submission_whose_signal_was_lost(
