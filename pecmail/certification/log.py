@@ -157,7 +157,9 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
     if not pending:
         return []
     entries = []
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (two round trips per append saved): a failure
+    # here propagates and rolls the caller back anyway, as the log row must go with the event.
+    with transaction.atomic(savepoint=False):
         head = _head_for_update()
         seq, prev_hash = head.seq, head.hash
         for item, at in pending:

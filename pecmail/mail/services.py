@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pecmail.accounts.models import User
+from pecmail.certification import mimebytes
 
 from . import parsing, storage
 from .models import Draft, DraftAttachment, Folder, Mailbox, Message
@@ -78,7 +79,10 @@ def message_store(
     sha256 = storage.raw_put(raw)
     parsed = parsing.message_parts(raw)
     shown = parsed.display
-    outer_senders = parsing.addresses(parsing.parse_bytes(raw), "From")
+    if parsed.from_address:
+        outer_senders = [(parsed.from_name, parsed.from_address)]
+    else:  # the walk gave up on the body: read the header block alone
+        outer_senders = parsing.addresses(parsing.parse_bytes(raw[: mimebytes.header_end(raw)]), "From")
     values: dict[str, Any] = {
         "subject": shown.subject[:10000],
         "from_name": (shown.from_name or (outer_senders[0][0] if outer_senders else ""))[:320],
@@ -109,7 +113,7 @@ def message_store(
     values.update(fields)
     if folder is None:
         folder = Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX)
-    message = Message.objects.create(
+    message = Message(
         mailbox=mailbox,
         folder=folder,
         raw_sha256=sha256,
@@ -118,6 +122,9 @@ def message_store(
         recipient=recipient,
         **values,
     )
+    # The search index (post_save) reads the text from this walk instead of parsing the bytes again.
+    message._parsed_raw = (sha256, parsed)
+    message.save(force_insert=True)
     if folder.role == Folder.Role.INBOX and message.kind != Message.Kind.SUBMITTED:
         from .pipeline import message_delivered
 

@@ -34,12 +34,15 @@ def _split_words(value: str) -> str:
 
 
 def _body_and_attachments(message: Message) -> tuple[str, list[str]]:
-    try:
-        raw = storage.raw_get(message.raw_sha256)
-    except (storage.RawMissing, ValueError, OSError):
-        # No stored bytes (or unreadable): the preview is the text there is.
-        return message.preview, []
-    parsed = parsing.message_parts(raw)
+    # message_store hands over the walk it has just made of these bytes.
+    sha256, parsed = getattr(message, "_parsed_raw", (None, None))
+    if parsed is None or sha256 != message.raw_sha256:
+        try:
+            raw = storage.raw_get(message.raw_sha256)
+        except (storage.RawMissing, ValueError, OSError):
+            # No stored bytes (or unreadable): the preview is the text there is.
+            return message.preview, []
+        parsed = parsing.message_parts(raw)
     shown = parsed.display if message.kind in INNER_KINDS else parsed
     text = shown.text
     if shown.html and not text.strip():
