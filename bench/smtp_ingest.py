@@ -295,8 +295,16 @@ def end_to_end() -> None:
         b.routes = {"pec-a.test": f"127.0.0.1:{a.port}"}
         # As in production: DEBUG off (on, Django records every SQL statement of every process).
         production = {"CELERY_TASK_ALWAYS_EAGER": "0", "DEBUG": "0"}
-        a.extra_env = {**production, "SECRET_KEY": f"bench-a-{uuid.uuid4().hex}{uuid.uuid4().hex}", "REDIS_URL": redis_url(7)}
-        b.extra_env = {**production, "SECRET_KEY": f"bench-b-{uuid.uuid4().hex}{uuid.uuid4().hex}", "REDIS_URL": redis_url(8)}
+        a.extra_env = {
+            **production,
+            "SECRET_KEY": f"bench-a-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            "REDIS_URL": redis_url(7),
+        }
+        b.extra_env = {
+            **production,
+            "SECRET_KEY": f"bench-b-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            "REDIS_URL": redis_url(8),
+        }
         for p in (a, b):
             redis_flush(p.extra_env["REDIS_URL"])
         workers = [Worker(a, "bench-a"), Worker(b, "bench-b")]
