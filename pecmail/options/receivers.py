@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.db.models import Exists, OuterRef
 from django.dispatch import receiver
 
 from pecmail.mail.models import Message
@@ -27,22 +28,33 @@ def on_message_delivered(sender: Any, message_id: int, kind: str, **kwargs: Any)
     a task that would find nothing to do still costs a broker message and a worker slot for
     every delivered message (three per PEC, with its receipts), so a query here decides first.
     """
-    owners = Message.objects.filter(pk=message_id).values_list("mailbox_id", "mailbox__owner_id").first()
-    if owners is None:
+    is_receipt = kind in Message.Kind.values and Message(kind=kind).is_receipt
+    wants = (
+        Message.objects.filter(pk=message_id)
+        .annotate(
+            receipts_folder=Exists(
+                Preferences.objects.filter(
+                    user_id=OuterRef("mailbox__owner_id"), receipts=Preferences.Receipts.FOLDER
+                )
+            ),
+            rules=Exists(Rule.objects.filter(mailbox_id=OuterRef("mailbox_id"), active=True)),
+            notify=Exists(
+                NotificationAddress.objects.filter(
+                    user_id=OuterRef("mailbox__owner_id"), confirmed_at__isnull=False
+                )
+            ),
+        )
+        .values_list("receipts_folder", "rules", "notify")
+        .first()
+    )  # one query, however many of the three apply
+    if wants is None:
         return
-    mailbox_id, owner_id = owners
-    if (
-        kind in Message.Kind.values
-        and Message(kind=kind).is_receipt
-        and Preferences.objects.filter(user_id=owner_id, receipts=Preferences.Receipts.FOLDER).exists()
-    ):
+    receipts_folder, rules, notify = wants
+    if is_receipt and receipts_folder:
         tasks.receipt_file.delay_on_commit(message_id)
-    if Rule.objects.filter(mailbox_id=mailbox_id, active=True).exists():
+    if rules:
         tasks.rules_apply.delay_on_commit(message_id)
-    if (
-        kind == Message.Kind.CERTIFIED
-        and NotificationAddress.objects.filter(user_id=owner_id, confirmed_at__isnull=False).exists()
-    ):
+    if kind == Message.Kind.CERTIFIED and notify:
         tasks.notices_send.delay_on_commit(message_id)
 
 

@@ -80,16 +80,18 @@ def document_build(*, message: Message) -> MessageSearchDocument:
     )
 
 
-def message_index(*, message: Message) -> MessageSearchDocument | None:
+def message_index(*, message: Message, new: bool = False) -> MessageSearchDocument | None:
     """Index (or re-index) ``message``; None if the index could not be written.
 
     Runs in the caller's transaction, inside a savepoint: a failing index write is logged
     and leaves the message itself filed (``manage.py search reindex`` repairs the index).
+    ``new``: the message row was created in this transaction, so it has no document to replace.
     """
     document = document_build(message=message)
     try:
         with transaction.atomic():
-            MessageSearchDocument.objects.filter(message_id=message.pk).delete()
+            if not new:
+                MessageSearchDocument.objects.filter(message_id=message.pk).delete()
             document.save(force_insert=True)
     except DatabaseError:
         logger.exception("search: could not index message %s", message.pk)

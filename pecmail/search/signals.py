@@ -34,4 +34,4 @@ def message_saved(sender: type[Message], instance: Message, created: bool, **kwa
     update_fields = kwargs.get("update_fields")
     if not created and update_fields is not None and not (set(update_fields) & INDEXED_FIELDS):
         return
-    services.message_index(message=instance)
+    services.message_index(message=instance, new=created)

@@ -60,16 +60,20 @@ def envelope_dispatch(*, message_id: int, now: dt.datetime | None = None) -> int
             pec_id=sent.pec_id,
             sent_message_id=sent.pk,
         )
-        for delivery in todo:
-            if delivery.certified:
-                DeliveryDeadline.objects.get_or_create(
+        # One statement for all; a deadline an earlier run already wrote stays as it is.
+        DeliveryDeadline.objects.bulk_create(
+            [
+                DeliveryDeadline(
                     delivery=delivery,
-                    defaults={
-                        "dispatched_at": now,
-                        "warn_at": now + WARN_AFTER,
-                        "expire_at": now + EXPIRE_AFTER,
-                    },
+                    dispatched_at=now,
+                    warn_at=now + WARN_AFTER,
+                    expire_at=now + EXPIRE_AFTER,
                 )
+                for delivery in todo
+                if delivery.certified
+            ],
+            ignore_conflicts=True,
+        )
     return len(todo)
 
 

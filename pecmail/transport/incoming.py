@@ -207,6 +207,7 @@ def _recipient_deliver(
                 tx, recipient, virus, identity=identity, to=provider.mail_receipt
             )
             InboundDelivery.objects.filter(pk=row_id).update(notice_message_id=built.message_id)
+            outcome = final
             outbound_enqueue(
                 raw=built.raw,
                 mail_from=identity.service_address,
@@ -225,8 +226,9 @@ def _recipient_deliver(
                 when=now,
                 classification=result,
             )
+            outcome = delivered.outcome
             InboundDelivery.objects.filter(pk=row_id).update(
-                outcome=delivered.outcome,
+                outcome=outcome,
                 message_id=delivered.message.pk if delivered.message else None,
                 notice_message_id=built.message_id,
             )
@@ -251,7 +253,7 @@ def _recipient_deliver(
             details={"virus": virus} if virus else None,
             at=now,
         )
-        return recipient, InboundDelivery.objects.get(pk=row_id).outcome
+        return recipient, outcome
 
 
 def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:

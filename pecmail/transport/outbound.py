@@ -98,7 +98,8 @@ def outbound_enqueue(
     sha256 = storage.raw_put(raw)
     rows = []
     created_ids = []
-    with transaction.atomic():
+    # No savepoint of its own inside the caller's transaction: get_or_create keeps one for its INSERT.
+    with transaction.atomic(savepoint=False):
         for domain, rcpts in by_domain.items():
             row, created = OutboundMessage.objects.get_or_create(
                 raw_sha256=sha256,
