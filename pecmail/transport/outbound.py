@@ -97,11 +97,11 @@ def outbound_enqueue(
         return []
     sha256 = storage.raw_put(raw)
     rows = []
-    created_ids = []
+    created: list[tuple[int, str]] = []
     # No savepoint of its own inside the caller's transaction: get_or_create keeps one for its INSERT.
     with transaction.atomic(savepoint=False):
         for domain, rcpts in by_domain.items():
-            row, created = OutboundMessage.objects.get_or_create(
+            row, is_new = OutboundMessage.objects.get_or_create(
                 raw_sha256=sha256,
                 domain=domain,
                 defaults={
@@ -112,11 +112,11 @@ def outbound_enqueue(
                     "sent_message_id": sent_message_id,
                 },
             )
-            if created:
-                created_ids.append(row.pk)
+            if is_new:
+                created.append((row.pk, domain))
             rows.append(row)
-        if created_ids:
-            transaction.on_commit(lambda: outbound_handoff(created_ids))
+        if created:
+            transaction.on_commit(lambda: outbound_handoff(created))
     return rows
 
 
@@ -142,19 +142,32 @@ def _publish_send(outbound_id: int, countdown: int | None = None) -> None:
         log.exception("outbound: could not publish row %s; the retry sweep will send it", outbound_id)
 
 
-def outbound_handoff(outbound_ids: list[int]) -> None:
-    """Send rows just committed: inline in a worker task, else through the outbound_send task.
+# Domains this process handed a message to lately (monotonic time): a kept session or at least
+# a known route, so an inline send there costs one SMTP transaction, not a DNS lookup and a
+# connect that may hang for PEC_SMTP_TIMEOUT while the task that queued it waits.
+_reached: dict[str, float] = {}
 
-    In a worker the send runs right after the commit that queued it, in the same process:
-    no broker round trip, no second task, and the peer gets the message at once. Rows that
-    need a retry go to the task with their backoff as countdown; a row whose send fails
-    unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once it expires.
+
+def _domain_reached(domain: str) -> bool:
+    at = _reached.get(domain)
+    return at is not None and time.monotonic() - at < session_idle_limit()
+
+
+def outbound_handoff(rows: list[tuple[int, str]]) -> None:
+    """Send rows just committed (id, domain): inline in a worker task, else through outbound_send.
+
+    In a worker a row for a domain this process reached lately is sent right after the commit
+    that queued it: no broker round trip, no second task, and the peer gets it at once. A row
+    for any other domain goes to the task, so that a slow or unreachable peer never holds up
+    the task that queued it (a delivery, an acceptance). Rows that need a retry go to the task
+    with their backoff as countdown; a row whose send fails unexpectedly keeps its claim and
+    is resent by ``outbound_retry_due`` once it expires.
     """
-    if not _in_worker_task():
-        for outbound_id in outbound_ids:
+    in_worker = _in_worker_task()
+    for outbound_id, domain in rows:
+        if not (in_worker and _domain_reached(domain)):
             _publish_send(outbound_id)
-        return
-    for outbound_id in outbound_ids:
+            continue
         try:
             outbound_send(outbound_id=outbound_id)
         except OutboundRetry as retry:
@@ -447,6 +460,10 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
         code = 451 if exc.transient else 550
         target = {r: (code, str(exc)) for r in pending}
         outcome = SmtpOutcome(transient=target) if exc.transient else SmtpOutcome(permanent=target)
+    if outcome.accepted:
+        _reached[row.domain] = time.monotonic()
+    elif outcome.transient:
+        _reached.pop(row.domain, None)
     for recipient, reply in outcome.accepted.items():
         row.results[recipient] = {"code": 250, "reply": reply}
     for recipient, (code, reply) in outcome.permanent.items():

@@ -227,43 +227,59 @@ class _WorkerTask:
     request = _WorkerRequest()
 
 
-def test_a_worker_task_sends_inline_after_its_commit_without_the_broker(
-    alice, provider_b, routed_sink, submit, monkeypatch
-):
-    """In a worker the row is sent by the committing task itself; nothing is published."""
+@pytest.fixture
+def in_worker(monkeypatch):
+    """Run the handoff as inside a worker task, recording what it publishes instead of sending it."""
     import celery
 
     from pecmail.transport import outbound, tasks
 
     published = []
+    monkeypatch.setattr(outbound, "_reached", {})
     monkeypatch.setattr(tasks.outbound_send, "apply_async", lambda **kw: published.append(kw))
     monkeypatch.setattr(celery, "current_task", _WorkerTask())
-    submit(to=[BOB], cc=[])
-    monkeypatch.undo()
-    assert published == []
-    assert len(routed_sink.messages) == 1
-    assert OutboundMessage.objects.get().state == OutboundMessage.State.SENT
+    return published
+
+
+def test_a_worker_sends_inline_to_a_peer_it_reached_lately_and_publishes_for_others(
+    alice, provider_b, routed_sink, submit, in_worker
+):
+    """Cold peer: the task sends (a hanging connect must not hold the acceptance); warm: inline."""
+    from pecmail.transport import outbound
+
+    submit(to=[BOB], cc=[], subject="Primo")
+    (first,) = OutboundMessage.objects.all()
+    assert in_worker == [{"kwargs": {"outbound_id": first.pk}, "countdown": None}]
+    assert routed_sink.messages == []
+    outbound.outbound_send(outbound_id=first.pk)  # what the task does: now the peer is reached
+    in_worker.clear()
+    submit(to=[BOB], cc=[], subject="Secondo")
+    assert in_worker == []
+    assert len(routed_sink.messages) == 2
+    assert set(OutboundMessage.objects.values_list("state", flat=True)) == {OutboundMessage.State.SENT}
     assert outbound.outbound_retry_due() == 0
 
 
-def test_a_worker_task_hands_a_transient_failure_to_the_task_with_its_backoff(
-    alice, provider_b, submit, settings, monkeypatch
+def test_a_worker_hands_a_transient_failure_to_the_task_with_its_backoff_and_cools_the_peer(
+    alice, provider_b, routed_sink, submit, settings, in_worker
 ):
-    import celery
+    from pecmail.transport import outbound
 
-    from pecmail.transport import outbound, tasks
-
-    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}  # nobody listens: 4xx
-    published = []
-    monkeypatch.setattr(tasks.outbound_send, "apply_async", lambda **kw: published.append(kw))
-    monkeypatch.setattr(celery, "current_task", _WorkerTask())
-    submit(to=[BOB], cc=[])
-    monkeypatch.undo()
-    row = OutboundMessage.objects.get()
+    submit(to=[BOB], cc=[], subject="Primo")
+    outbound.outbound_send(outbound_id=OutboundMessage.objects.get().pk)
+    in_worker.clear()
+    settings.PEC_ROUTES = {"pec-b.test": f"127.0.0.1:{free_port()}"}  # the peer is gone: 4xx
+    submit(to=[BOB], cc=[], subject="Secondo")
+    row = OutboundMessage.objects.latest("id")
     assert row.state == OutboundMessage.State.QUEUED and row.attempts == 1
-    assert published == [
+    assert in_worker == [
         {"kwargs": {"outbound_id": row.pk}, "countdown": int(outbound.backoff(1).total_seconds())}
     ]
+    in_worker.clear()
+    submit(to=[BOB], cc=[], subject="Terzo")  # no second inline attempt at a peer that just failed
+    third = OutboundMessage.objects.latest("id")
+    assert third.attempts == 0
+    assert in_worker == [{"kwargs": {"outbound_id": third.pk}, "countdown": None}]
 
 
 def test_it_dispatches_a_submission_whose_signal_was_lost(
