@@ -62,10 +62,8 @@ def _serialise_live_server_on_memory_sqlite() -> None:
     database = django_settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.sqlite3":
         return
-    if isinstance(LiveServerThread.server_class, type) and issubclass(
-        LiveServerThread.server_class, _SerialWSGIServer
-    ):
-        return
+    if issubclass(LiveServerThread.server_class, _SerialWSGIServer):
+        return  # this conftest was imported twice
     LiveServerThread.server_class = type(
         "SerialThreadedWSGIServer", (_SerialWSGIServer, LiveServerThread.server_class), {}
     )
