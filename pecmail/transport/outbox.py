@@ -1,8 +1,9 @@
 """The transactional outbox: work to publish is a row committed with the work itself.
 
-``outbox_add`` must run inside the transaction that creates the work. After the commit a
-fast path publishes it at once; ``outbox_relay`` (beat) publishes whatever a crash left
-behind. Consumers are idempotent, so a row published twice does no harm.
+``outbox_add_many`` must run inside the transaction that creates the work. After the commit a
+fast path publishes it at once (``outbox_publish_items``); ``outbox_relay`` (beat) publishes
+whatever a crash left behind. Consumers are idempotent, so a row published twice does no harm.
+SMTP sends need no row here: their ``OutboundMessage`` row is their outbox entry.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,14 +24,6 @@ def relay_grace() -> dt.timedelta:
     from django.conf import settings
 
     return dt.timedelta(seconds=float(getattr(settings, "PEC_OUTBOX_RELAY_GRACE", 30)))
-
-
-def outbox_add(*, task_name: str, kwargs: dict, publish_on_commit: bool = True) -> OutboxItem:
-    """Record a task to run once the surrounding transaction commits."""
-    item = OutboxItem.objects.create(task_name=task_name, kwargs=kwargs)
-    if publish_on_commit:
-        transaction.on_commit(lambda: outbox_publish(item_id=item.pk))
-    return item
 
 
 def outbox_add_many(items: list[tuple[str, dict]]) -> list[OutboxItem]:
