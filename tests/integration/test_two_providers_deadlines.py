@@ -128,6 +128,9 @@ from pecmail.mail.models import Message
 from pecmail.mail.storage import raw_get
 from pecmail.transport.models import DeliveryDeadline, InboundMessage
 sent = Message.objects.get(pk={pk})
+# Read first: an inbound message is marked processed only after its work committed, so what is
+# read below already holds that work (read last, a receipt could commit between the reads).
+inbound = [[i.state, i.kind] for i in InboundMessage.objects.filter(pec_id=sent.pec_id).order_by("id")]
 trust = trust_store()
 notices = []
 for m in Message.objects.filter(related=sent, folder__role="inbox").exclude(kind="accettazione").order_by("id"):
@@ -172,7 +175,7 @@ received = sorted(
 print(json.dumps({{"pec_id": sent.pec_id, "client_msgid": sent.client_msgid, "notices": notices,
                    "deliveries": deliveries, "deadlines": deadlines, "log": log, "received": received,
                    "log_ok": log_verify().ok,
-                   "inbound": [[i.state, i.kind] for i in InboundMessage.objects.filter(pec_id=sent.pec_id).order_by("id")]}}))
+                   "inbound": inbound}}))
 """
 
 ENVELOPE = """
