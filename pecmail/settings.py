@@ -297,6 +297,9 @@ PEC_MAX_RECIPIENTS = env_int("PEC_MAX_RECIPIENTS", 500)
 # Static routes "domain=host:port,…" for tests and private networks; otherwise MX lookup.
 PEC_ROUTES = dict(item.split("=", 1) for item in env_list("PEC_ROUTES", []))
 PEC_SMTP_BIND = env_str("PEC_SMTP_BIND", "127.0.0.1:2525")
+# Processes of ``pec smtpd`` sharing its listening socket (0 = one per CPU, at most 4): each
+# verifies and commits on its own interpreter, so ingest is not bound to one core's GIL.
+PEC_SMTP_PROCESSES = env_int("PEC_SMTP_PROCESSES", 0)
 # Transport (pecmail.transport): STARTTLS certificate of SMTP in (a development one is made
 # under PEC_PKI_DIR when unset), virus scanner ("none", "eicar" test scanner, "clamd"), and the
 # sweeps' timings in seconds (integration tests shorten them).

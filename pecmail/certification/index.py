@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.db import connection, transaction
+from django.dispatch import receiver
 
 from pecmail.certification import ldif, smime
 from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
@@ -39,6 +42,9 @@ class ImportReport:
 
 _lock = threading.Lock()
 _cached: tuple[str, TrustStore] | None = None
+# trust_store_current() reads the shared generation at most this often (see there).
+CURRENT_GENERATION_TTL = 1.0
+_generation_seen: tuple[float, str] | None = None
 
 
 def _generation() -> str:
@@ -53,10 +59,21 @@ def _generation() -> str:
 
 
 def _bump() -> None:
-    global _cached
+    global _cached, _generation_seen
     cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
     with _lock:
         _cached = None
+        _generation_seen = None
+
+
+@receiver(setting_changed)
+def _cache_swapped(*, setting: str, **_kwargs: object) -> None:
+    """Another cache holds another generation: forget what was read from the old one."""
+    global _cached, _generation_seen
+    if setting == "CACHES":
+        with _lock:
+            _cached = None
+            _generation_seen = None
 
 
 def _uncommitted_change() -> bool:
@@ -97,10 +114,22 @@ def trust_store_current() -> TrustStore | None:
 
     For callers that must not block on the database (the SMTP server's event loop): on None
     they build it with ``trust_store()`` elsewhere.
+
+    The SMTP server asks once per message, so the shared generation (a cache round trip or a
+    file read) is read at most once per ``CURRENT_GENERATION_TTL`` seconds: a change made by
+    another process reaches DATA's admission within that second. What is finally done with
+    a message is decided by the worker with ``trust_store()``, which always reads it.
     """
+    global _generation_seen
     if _uncommitted_change():
         return None
-    generation = _generation()
+    now = time.monotonic()
+    seen = _generation_seen
+    if seen is not None and now - seen[0] < CURRENT_GENERATION_TTL:
+        generation = seen[1]
+    else:
+        generation = _generation()
+        _generation_seen = (now, generation)
     with _lock:
         if _cached is not None and _cached[0] == generation:
             return _cached[1]

@@ -10,6 +10,12 @@ def register(subparsers: Any, command: Any) -> None:
     p.add_argument("--bind", default=None, help="host:port (default: settings.PEC_SMTP_BIND).")
     p.add_argument("--max-size", type=int, default=None, help="Largest message in bytes (SIZE).")
     p.add_argument("--max-recipients", type=int, default=None, help="Most RCPT TO per transaction.")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="Worker processes sharing the socket (default: settings.PEC_SMTP_PROCESSES; 0 there = one per CPU, at most 4).",
+    )
     p.set_defaults(handler=smtpd_command)
 
     p = subparsers.add_parser(
@@ -31,6 +37,7 @@ def smtpd_command(command: Any, options: dict[str, Any]) -> None:
         bind=options.get("bind") or settings.PEC_SMTP_BIND,
         max_size=options.get("max_size"),
         max_recipients=options.get("max_recipients"),
+        processes=options.get("processes"),
     )
 
 

@@ -1,21 +1,30 @@
 """``pec smtpd``: the provider's incoming SMTP server (aiosmtpd) with STARTTLS.
 
-The server runs in its own thread (aiosmtpd's Controller); ORM work of the handler runs on
-executor threads so the event loop never blocks on the database.
+With one process the server runs in its own thread (aiosmtpd's Controller). With several
+(``--processes``, ``PEC_SMTP_PROCESSES``) a supervisor binds the socket and forks workers that
+all accept on it, each with its own event loop, database connections and group committer:
+verification and the commit are Python work, and one interpreter's GIL would cap ingest at
+one core. A worker that dies is replaced; SIGTERM or SIGINT stops them all. Either way ORM
+work of the handler runs on executor threads so the event loop never blocks on the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
 import signal
+import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -87,6 +96,36 @@ def max_message_size() -> int:
     return int(getattr(settings, "PEC_SMTP_MAX_MESSAGE_SIZE", settings.PEC_MAX_TOTAL_SIZE))
 
 
+def smtpd_processes() -> int:
+    configured = int(getattr(settings, "PEC_SMTP_PROCESSES", 0) or 0)
+    return configured if configured > 0 else min(os.cpu_count() or 1, 4)
+
+
+def _handler_create(*, max_recipients: int | None, publish: bool) -> PecHandler:
+    from .outbox import outbox_publish_items
+
+    return PecHandler(
+        max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
+        publish=outbox_publish_items if publish else None,
+    )
+
+
+def smtp_options(*, max_size: int | None = None) -> dict[str, Any]:
+    """The keyword arguments of every ``aiosmtpd.smtp.SMTP`` session this server opens."""
+    hostname = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
+    return {
+        "hostname": hostname,
+        "data_size_limit": max_size or max_message_size(),
+        "enable_SMTPUTF8": True,
+        "decode_data": False,
+        "tls_context": tls_context(hostname),
+        "require_starttls": False,
+        # No AUTH: peers are identified by their S/MIME signature, not by SMTP credentials.
+        "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
+        "timeout": 300,
+    }
+
+
 def server_create(
     *,
     host: str,
@@ -96,27 +135,14 @@ def server_create(
     publish: bool = True,
 ) -> PecController:
     """Return a ready (not yet started) controller serving the PEC handler on host:port."""
-    from .outbox import outbox_publish_items
-
-    hostname = getattr(settings, "PEC_SMTP_HOSTNAME", "") or f"mx.{settings.PEC_DOMAIN}"
-    handler = PecHandler(
-        max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
-        publish=outbox_publish_items if publish else None,
-    )
+    options = smtp_options(max_size=max_size)
     return PecController(
-        handler,
+        _handler_create(max_recipients=max_recipients, publish=publish),
         hostname=host,
         port=port,
-        server_hostname=hostname,
+        server_hostname=options.pop("hostname"),
         ready_timeout=10,
-        data_size_limit=max_size or max_message_size(),
-        enable_SMTPUTF8=True,
-        decode_data=False,
-        tls_context=tls_context(hostname),
-        require_starttls=False,
-        # No AUTH: peers are identified by their S/MIME signature, not by SMTP credentials.
-        auth_exclude_mechanism=["LOGIN", "PLAIN"],
-        timeout=300,
+        **options,
     )
 
 
@@ -125,11 +151,23 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def serve(*, bind: str, max_size: int | None = None, max_recipients: int | None = None) -> None:
+def serve(
+    *,
+    bind: str,
+    max_size: int | None = None,
+    max_recipients: int | None = None,
+    processes: int | None = None,
+) -> None:
     """Serve until SIGTERM or SIGINT."""
     host, port = parse_bind(bind)
     # aiosmtpd logs every connection at INFO; our own log says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    processes = processes or smtpd_processes()
+    if processes > 1:
+        _serve_forked(
+            host=host, port=port, processes=processes, max_size=max_size, max_recipients=max_recipients
+        )
+        return
     controller = server_create(host=host, port=port, max_size=max_size, max_recipients=max_recipients)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -141,3 +179,119 @@ def serve(*, bind: str, max_size: int | None = None, max_recipients: int | None 
         stop.wait()
     finally:
         controller.stop()
+
+
+# A worker that dies is replaced, but not more often than this (a crash loop must not spin).
+RESPAWN_INTERVAL = 1.0
+# How long the supervisor waits for its workers to finish their commits before SIGKILL.
+STOP_TIMEOUT = 60.0
+
+
+def _serve_forked(
+    *, host: str, port: int, processes: int, max_size: int | None, max_recipients: int | None
+) -> None:
+    from django.db import connections
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=1024)
+    listener.setblocking(False)
+    options = smtp_options(max_size=max_size)  # the TLS context (and a development certificate) once
+    # Nothing the workers need may be open at fork: they make their own connections.
+    connections.close_all()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_args: stopping.set())
+    workers: dict[int, int] = {}  # pid -> slot
+    started: dict[int, float] = {}  # slot -> when its current worker was forked
+
+    def fork(slot: int) -> None:
+        started[slot] = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                _worker_run(listener, options=options, max_recipients=max_recipients, parent=os.getppid())
+                code = 0
+            except BaseException:
+                log.exception("smtpd: worker %s failed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        workers[pid] = slot
+
+    for slot in range(processes):
+        fork(slot)
+    log.info("smtpd: listening on %s:%s with %d processes", host, port, processes)
+    print(f"pec smtpd listening on {host}:{port} ({processes} processes)", flush=True)
+    try:
+        while not stopping.is_set() and workers:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                stopping.wait(0.2)
+                continue
+            slot = workers.pop(pid, None)
+            if slot is None or stopping.is_set():
+                continue
+            log.error("smtpd: worker %s exited (status %s); starting another", pid, status)
+            stopping.wait(max(0.0, started[slot] + RESPAWN_INTERVAL - time.monotonic()))
+            if not stopping.is_set():
+                fork(slot)
+    finally:
+        _workers_stop(workers)
+        listener.close()
+
+
+def _workers_stop(workers: dict[int, int]) -> None:
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while workers and time.monotonic() < deadline:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            workers.pop(pid, None)
+        else:
+            time.sleep(0.05)
+    for pid in workers:
+        log.error("smtpd: worker %s did not stop in %.0f s; killing it", pid, STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def _worker_run(
+    listener: socket.socket, *, options: dict[str, Any], max_recipients: int | None, parent: int
+) -> None:
+    """One forked worker: accept on the shared socket until SIGTERM/SIGINT or the supervisor is gone."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
+    handler = _handler_create(max_recipients=max_recipients, publish=True)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(loop.create_server(lambda: SMTP(handler, **options), sock=listener))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, loop.stop)
+
+    def orphaned() -> None:
+        # Killed with SIGKILL, the supervisor cannot stop us: stop when it is gone.
+        if os.getppid() != parent:
+            loop.stop()
+        else:
+            loop.call_later(1.0, orphaned)
+
+    loop.call_later(1.0, orphaned)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        # Open sessions end here (a client mid-DATA never saw its 250 and sends again); a
+        # transaction already handed to the committer is still stored by handler.close().
+        sessions = asyncio.all_tasks(loop)
+        for task in sessions:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*sessions, return_exceptions=True))
+        handler.close()
+        loop.close()

@@ -168,6 +168,20 @@ def test_it_invalidates_the_cached_trust_store_on_change(db, django_capture_on_c
     assert index.trust_store().is_pec_domain("pec.acme.test") is False
 
 
+def test_the_smtp_servers_view_sees_another_processs_change_within_its_ttl(db, monkeypatch):
+    from django.core.cache import cache
+
+    store = index.trust_store()
+    assert index.trust_store_current() is store
+    # Another process imports the index: it bumps the shared generation, not our memo.
+    cache.set(index.GENERATION_KEY, "changed-elsewhere", timeout=None)
+    assert index.trust_store_current() is store  # read at most once per CURRENT_GENERATION_TTL
+    monkeypatch.setattr(index, "CURRENT_GENERATION_TTL", 0.0)
+    assert index.trust_store_current() is None  # stale: the caller rebuilds with trust_store()
+    assert index.trust_store() is not store
+    assert index.trust_store_current() is index.trust_store()
+
+
 def test_it_registers_itself_once_and_keeps_old_certificates(db):
     me = make_identity("pec.me.test", "Me")
     assert index.provider_register_self(identity=me) is True

@@ -1,0 +1,133 @@
+"""``pec smtpd --processes N``: a supervisor and N forked workers accepting on one socket.
+
+Real processes: the supervisor is ``manage.py pec smtpd``; its workers are found in /proc.
+Tasks are published to the (filesystem) broker and not run: only ingest is under test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_two_providers import Provider, databases, wait_until
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = "pec-p.test"
+
+
+def children(pid: int) -> set[int]:
+    """The live (not zombie) processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid …": comm may hold spaces, so split after its closing parenthesis.
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def two_workers(supervisor: int, *, without: int | None = None) -> set[int] | None:
+    """The supervisor's two workers (none of them ``without``), or None while that is not so."""
+    workers = children(supervisor)
+    return workers if len(workers) == 2 and without not in workers else None
+
+
+def send(port: int, count: int, *, connections: int, tag: str) -> list[str]:
+    """Send ``count`` ordinary messages to bob over parallel sessions; return the DATA replies."""
+
+    def session(slot: int) -> list[str]:
+        replies = []
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.ehlo("client.mail.test")
+            for i in range(slot, count, connections):
+                smtp.mail("someone@mail.test")
+                smtp.rcpt(f"bob@{DOMAIN}")
+                code, text = smtp.data(
+                    f"From: someone@mail.test\r\nTo: bob@{DOMAIN}\r\nSubject: {tag} {i}\r\n\r\nCiao.\r\n".encode()
+                )
+                replies.append(f"{code} {text.decode()}")
+        return replies
+
+    with ThreadPoolExecutor(connections) as pool:
+        return [reply for replies in pool.map(session, range(connections)) for reply in replies]
+
+
+@pytest.fixture
+def provider(tmp_path) -> Provider:
+    dbs = databases()
+    url, _unused = next(dbs)
+    p = Provider(domain=DOMAIN, name="Provider P", directory=tmp_path / "p", database_url=url)
+    # Published, not run: the messages wait for a worker that is not there.
+    p.extra_env = {"PEC_SMTP_PROCESSES": "2", "CELERY_TASK_ALWAYS_EAGER": "0"}
+    p.dir.mkdir(parents=True)
+    p.manage("migrate", "--noinput")
+    p.manage("pec", "init-provider")
+    p.manage("mailbox", "create", f"bob@{DOMAIN}", "--password", "x-Secret-42")
+    yield p
+    p.stop()
+    next(dbs, None)
+
+
+def test_workers_share_the_socket_a_dead_one_is_replaced_and_sigterm_stops_them_all(provider):
+    provider.start()
+    supervisor = provider.process.pid
+    first = wait_until(lambda: two_workers(supervisor), what="two workers")
+
+    replies = send(provider.port, 24, connections=6, tag="before")
+    assert len(replies) == 24
+    assert all(r.startswith("250 ") for r in replies), replies
+
+    # A worker dies (SIGKILL: no chance to clean up): the supervisor forks another.
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    replaced = wait_until(lambda: two_workers(supervisor, without=victim), what="a replacement", seconds=30)
+    assert replaced - first and replaced & first == first - {victim}
+    replies = send(provider.port, 12, connections=4, tag="after")
+    assert all(r.startswith("250 ") for r in replies), replies
+    assert provider.python(
+        "import json; from pecmail.transport.models import InboundMessage; "
+        "print(json.dumps(InboundMessage.objects.count()))"
+    ) == 36
+
+    provider.process.send_signal(signal.SIGTERM)
+    assert provider.process.wait(timeout=30) == 0
+    assert not any(alive(pid) for pid in replaced)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", provider.port), timeout=2).close()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(provider):
+    provider.start()
+    supervisor = provider.process.pid
+    workers = wait_until(lambda: two_workers(supervisor), what="two workers")
+    assert all(r.startswith("250 ") for r in send(provider.port, 4, connections=2, tag="x"))
+
+    os.kill(supervisor, signal.SIGKILL)
+    provider.process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in workers), "orphaned workers kept serving"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", provider.port), timeout=2).close()
