@@ -105,10 +105,13 @@ def test_workers_share_the_socket_a_dead_one_is_replaced_and_sigterm_stops_them_
     assert replaced - first and replaced & first == first - {victim}
     replies = send(provider.port, 12, connections=4, tag="after")
     assert all(r.startswith("250 ") for r in replies), replies
-    assert provider.python(
-        "import json; from pecmail.transport.models import InboundMessage; "
-        "print(json.dumps(InboundMessage.objects.count()))"
-    ) == 36
+    assert (
+        provider.python(
+            "import json; from pecmail.transport.models import InboundMessage; "
+            "print(json.dumps(InboundMessage.objects.count()))"
+        )
+        == 36
+    )
 
     provider.process.send_signal(signal.SIGTERM)
     assert provider.process.wait(timeout=30) == 0
