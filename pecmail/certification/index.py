@@ -42,7 +42,7 @@ class ImportReport:
 
 _lock = threading.Lock()
 _cached: tuple[str, TrustStore] | None = None
-# trust_store_current() reads the shared generation at most this often (see there).
+# The shared generation is read at most this often (see _generation_recent).
 CURRENT_GENERATION_TTL = 1.0
 _generation_seen: tuple[float, str] | None = None
 
@@ -55,6 +55,24 @@ def _generation() -> str:
         # add() so that two processes racing here agree on one value.
         cache.add(GENERATION_KEY, generation, timeout=None)
         generation = cache.get(GENERATION_KEY, generation)
+    return generation
+
+
+def _generation_recent() -> str:
+    """``_generation()``, read from the shared cache at most once per ``CURRENT_GENERATION_TTL``.
+
+    Every message is classified against the trust store, so its freshness check runs once per
+    message in the SMTP server and the workers; a cache round trip each time is more than the
+    rest of the check. A change made in this process is seen at once (``_bump`` forgets the
+    memo); one made by another process (an index import) within that second.
+    """
+    global _generation_seen
+    now = time.monotonic()
+    seen = _generation_seen
+    if seen is not None and now - seen[0] < CURRENT_GENERATION_TTL:
+        return seen[1]
+    generation = _generation()
+    _generation_seen = (now, generation)
     return generation
 
 
@@ -115,21 +133,12 @@ def trust_store_current() -> TrustStore | None:
     For callers that must not block on the database (the SMTP server's event loop): on None
     they build it with ``trust_store()`` elsewhere.
 
-    The SMTP server asks once per message, so the shared generation (a cache round trip or a
-    file read) is read at most once per ``CURRENT_GENERATION_TTL`` seconds: a change made by
-    another process reaches DATA's admission within that second. What is finally done with
-    a message is decided by the worker with ``trust_store()``, which always reads it.
+    The shared generation is read at most once per ``CURRENT_GENERATION_TTL`` seconds (see
+    ``_generation_recent``).
     """
-    global _generation_seen
     if _uncommitted_change():
         return None
-    now = time.monotonic()
-    seen = _generation_seen
-    if seen is not None and now - seen[0] < CURRENT_GENERATION_TTL:
-        generation = seen[1]
-    else:
-        generation = _generation()
-        _generation_seen = (now, generation)
+    generation = _generation_recent()
     with _lock:
         if _cached is not None and _cached[0] == generation:
             return _cached[1]
@@ -145,7 +154,7 @@ def trust_store() -> TrustStore:
     global _cached
     if _uncommitted_change():
         return _build_trust_store()
-    generation = _generation()
+    generation = _generation_recent()
     with _lock:
         if _cached is not None and _cached[0] == generation:
             return _cached[1]

@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -98,21 +98,24 @@ def outbound_enqueue(
     sha256 = storage.raw_put(raw)
     rows = []
     created: list[tuple[int, str]] = []
-    # No savepoint of its own inside the caller's transaction: get_or_create keeps one for its INSERT.
+    # No savepoint of its own inside the caller's transaction; each INSERT keeps one. INSERT first
+    # and read only on a conflict (a re-run): new bytes are the rule, so that spares a SELECT.
     with transaction.atomic(savepoint=False):
         for domain, rcpts in by_domain.items():
-            row, is_new = OutboundMessage.objects.get_or_create(
-                raw_sha256=sha256,
-                domain=domain,
-                defaults={
-                    "mail_from": mail_from,
-                    "recipients": rcpts,
-                    "kind": kind,
-                    "pec_id": pec_id,
-                    "sent_message_id": sent_message_id,
-                },
-            )
-            if is_new:
+            try:
+                with transaction.atomic():
+                    row = OutboundMessage.objects.create(
+                        raw_sha256=sha256,
+                        domain=domain,
+                        mail_from=mail_from,
+                        recipients=rcpts,
+                        kind=kind,
+                        pec_id=pec_id,
+                        sent_message_id=sent_message_id,
+                    )
+            except IntegrityError:
+                row = OutboundMessage.objects.get(raw_sha256=sha256, domain=domain)
+            else:
                 created.append((row.pk, domain))
             rows.append(row)
         if created:
