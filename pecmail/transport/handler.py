@@ -80,11 +80,20 @@ class GroupCommitter:
     of the provider log's head row instead of N, and a lone message is stored at once —
     nothing waits for a batch to fill. After the commit the batch's outbox rows are
     published together; a failed publish is left to the outbox relay.
+
+    ``publish(items)`` returns how many of ``items`` reached the broker without marking them;
+    they are marked published in the next batch's transaction (no commit of their own under
+    load), or after ``MARK_DELAY`` seconds without a next batch. Until then the relay would
+    not touch them anyway (``PEC_OUTBOX_RELAY_GRACE``); after a crash it publishes them again,
+    which idempotent consumers ignore.
     """
+
+    MARK_DELAY = 0.5
 
     def __init__(self, *, publish: Callable[[list[OutboxItem]], Any] | None, max_batch: int = 64) -> None:
         self.publish = publish
         self.max_batch = max_batch
+        self._unmarked: list[int] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pec-smtpd-commit", daemon=True)
         self._thread.start()
@@ -102,8 +111,13 @@ class GroupCommitter:
     def _run(self) -> None:
         try:
             while True:
-                first = self._queue.get()
+                try:
+                    first = self._queue.get(timeout=self.MARK_DELAY if self._unmarked else None)
+                except queue.Empty:
+                    self._marks_flush()
+                    continue
                 if first is _STOP:
+                    self._marks_flush()
                     return
                 batch, stopping = [first], False
                 while len(batch) < self.max_batch:
@@ -117,9 +131,19 @@ class GroupCommitter:
                     batch.append(item)
                 self._commit(batch)
                 if stopping:
+                    self._marks_flush()
                     return
         finally:
             connection.close()
+
+    def _marks_flush(self) -> None:
+        from .outbox import outbox_mark_published
+
+        marks, self._unmarked = self._unmarked, []
+        try:
+            _db_call(outbox_mark_published, marks)
+        except Exception:
+            log.exception("smtpd: could not mark outbox rows published; the relay will send them again")
 
     def _commit(self, batch: list[tuple[services.InboundRequest, Future]]) -> None:
         # A session that gave up (client gone) before its turn is not stored: it never saw a 250.
@@ -127,7 +151,12 @@ class GroupCommitter:
         if not batch:
             return
         try:
-            stored = _db_call(services.inbound_store_many, [request for request, _future in batch])
+            stored = _db_call(
+                services.inbound_store_many,
+                [request for request, _future in batch],
+                mark_published=self._unmarked,
+            )
+            self._unmarked = []
         except Exception as exc:
             if len(batch) > 1:
                 # One bad request (a value the database rejects) must not fail the others.
@@ -156,9 +185,12 @@ class GroupCommitter:
         if self.publish is None:
             return
         try:
-            _db_call(self.publish, items)
+            published = _db_call(self.publish, items)
         except Exception:
             log.exception("smtpd: publishing after the commit failed; the outbox relay will retry")
+            return
+        if isinstance(published, int):
+            self._unmarked.extend(item.pk for item in items[:published])
 
 
 class PecHandler:

@@ -47,12 +47,22 @@ def outbox_publish_many(item_ids: list[int]) -> int:
     return outbox_publish_items(items)
 
 
-def outbox_publish_items(items: list[OutboxItem]) -> int:
+def outbox_mark_published(item_ids: list[int]) -> None:
+    """Record that these rows reached the broker, so that the relay leaves them alone."""
+    if item_ids:
+        OutboxItem.objects.filter(pk__in=item_ids, published_at__isnull=True).update(
+            published_at=timezone.now(), attempts=F("attempts") + 1
+        )
+
+
+def outbox_publish_items(items: list[OutboxItem], *, mark: bool = True) -> int:
     """Send rows just committed (or just read) to Celery and mark them published.
 
     One statement in the common case. A failed publish (broker down) leaves its row and the
     ones after it for the relay; the rows published before it stay published. A row that
     another process published meanwhile may be sent twice: consumers are idempotent.
+    ``mark=False`` leaves the marking to the caller (``outbox_mark_published``), which folds
+    it into its next transaction; the first ``len(returned)`` items are the ones published.
     """
     from pecmail.celery import app
 
@@ -70,10 +80,8 @@ def outbox_publish_items(items: list[OutboxItem]) -> int:
         log.exception("outbox: could not publish %s; the relay will retry", items[len(published)])
     finally:
         attempted = items[: len(published) + 1]
-        if published:
-            OutboxItem.objects.filter(pk__in=published, published_at__isnull=True).update(
-                published_at=timezone.now(), attempts=F("attempts") + 1
-            )
+        if mark:
+            outbox_mark_published(published)
         if len(attempted) > len(published):
             OutboxItem.objects.filter(pk=attempted[-1].pk).update(attempts=F("attempts") + 1)
     return len(published)

@@ -136,18 +136,25 @@ def inbound_store(
     return inbound, item.pk
 
 
-def inbound_store_many(requests: list[InboundRequest]) -> list[tuple[InboundMessage, OutboxItem]]:
+def inbound_store_many(
+    requests: list[InboundRequest], *, mark_published: list[int] = ()
+) -> list[tuple[InboundMessage, OutboxItem]]:
     """Store accepted SMTP transactions durably in one transaction (group commit).
 
     The bytes are written first (content-addressed, so a retry rewrites nothing); then one
     transaction holds the inbound rows, their provider log rows and one outbox row that
     processes them all, in the order given. Returns (row, the outbox item) per request.
+    ``mark_published``: outbox rows of earlier batches that reached the broker since; they are
+    marked in this transaction instead of one of their own.
     """
     from pecmail.certification.log import LogEvent, log_append_many
+
+    from .outbox import outbox_mark_published
 
     digests = [storage.raw_put(request.raw) for request in requests]
     now = timezone.now()
     with transaction.atomic():
+        outbox_mark_published(list(mark_published))
         rows = InboundMessage.objects.bulk_create(
             [
                 InboundMessage(

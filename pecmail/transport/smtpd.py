@@ -101,12 +101,17 @@ def smtpd_processes() -> int:
     return configured if configured > 0 else min(os.cpu_count() or 1, 4)
 
 
-def _handler_create(*, max_recipients: int | None, publish: bool) -> PecHandler:
+def _publish_unmarked(items: list[Any]) -> int:
+    """Publish a batch's outbox rows; the committer marks them in its next transaction."""
     from .outbox import outbox_publish_items
 
+    return outbox_publish_items(items, mark=False)
+
+
+def _handler_create(*, max_recipients: int | None, publish: bool) -> PecHandler:
     return PecHandler(
         max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
-        publish=outbox_publish_items if publish else None,
+        publish=_publish_unmarked if publish else None,
     )
 
 

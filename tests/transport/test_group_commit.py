@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import OperationalError
@@ -28,14 +29,14 @@ def batches(monkeypatch):
     seen: list[list[str]] = []
     first_started, release = threading.Event(), threading.Event()
 
-    def recording(requests):
+    def recording(requests, **kwargs):
         seen.append([r.mail_from for r in requests])
         if len(seen) == 1:
             first_started.set()
             release.wait(timeout=30)
         if any(r.mail_from == "bad@peer.test" for r in requests):
             raise OperationalError("value rejected by the database")
-        return real(requests)
+        return real(requests, **kwargs)
 
     monkeypatch.setattr(services, "inbound_store_many", recording)
     return seen, first_started, release
@@ -69,6 +70,68 @@ def test_it_stores_what_queued_meanwhile_in_one_transaction(batches):
     identifiers = list(ProviderLogEntry.objects.order_by("seq").values_list("identifier", flat=True))
     assert identifiers[-10:] == [f"inbound-{inbound.pk}" for inbound, _item in results]
     assert log_verify().ok
+
+
+def test_published_rows_are_marked_by_the_next_batch_or_after_a_pause(monkeypatch):
+    """The mark that keeps the relay from publishing a row again costs no commit of its own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sent: list[list[int]] = []
+    statements: list[list[str]] = []
+    real = services.inbound_store_many
+
+    def store(requests, **kwargs):
+        with CaptureQueriesContext(connection) as queries:
+            result = real(requests, **kwargs)
+        statements.append([q["sql"] for q in queries.captured_queries])
+        return result
+
+    monkeypatch.setattr(services, "inbound_store_many", store)
+
+    def publish(items):  # reaches the broker, leaves the marking to the committer
+        sent.append([item.pk for item in items])
+        return len(items)
+
+    monkeypatch.setattr(GroupCommitter, "MARK_DELAY", 30.0)
+    committer = GroupCommitter(publish=publish)
+    try:
+        _inbound, first_item = committer.submit(request(1)).result(timeout=30)
+        assert OutboxItem.objects.get(pk=first_item.pk).published_at is None  # not yet marked
+        _inbound, second_item = committer.submit(request(2)).result(timeout=30)
+        # The second batch's own transaction marked the first row published (between BEGIN and COMMIT).
+        assert OutboxItem.objects.get(pk=first_item.pk).published_at is not None
+        assert any(sql.startswith('UPDATE "transport_outboxitem"') for sql in statements[1])
+        assert OutboxItem.objects.get(pk=second_item.pk).published_at is None
+    finally:
+        committer.close()  # stopping marks what is left
+    assert sent == [[first_item.pk], [second_item.pk]]
+    assert OutboxItem.objects.filter(published_at__isnull=True).count() == 0
+
+    monkeypatch.setattr(GroupCommitter, "MARK_DELAY", 0.05)
+    committer = GroupCommitter(publish=publish)
+    try:
+        _inbound, item = committer.submit(request(3)).result(timeout=30)
+        for _ in range(200):  # no next batch: the pause marks it
+            if OutboxItem.objects.get(pk=item.pk).published_at is not None:
+                break
+            time.sleep(0.05)
+        assert OutboxItem.objects.get(pk=item.pk).published_at is not None
+    finally:
+        committer.close()
+
+
+def test_a_publish_that_failed_is_not_marked(monkeypatch):
+    def publish(items):
+        raise ConnectionError("broker down")
+
+    committer = GroupCommitter(publish=publish)
+    try:
+        _inbound, item = committer.submit(request(4)).result(timeout=30)
+        committer.submit(request(5)).result(timeout=30)
+    finally:
+        committer.close()
+    assert OutboxItem.objects.get(pk=item.pk).published_at is None  # left to the relay
 
 
 def test_one_rejected_message_does_not_fail_the_others_in_its_batch(batches):
