@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,7 +138,7 @@ def inbound_store(
 
 
 def inbound_store_many(
-    requests: list[InboundRequest], *, mark_published: list[int] = ()
+    requests: list[InboundRequest], *, mark_published: Iterable[int] = ()
 ) -> list[tuple[InboundMessage, OutboxItem]]:
     """Store accepted SMTP transactions durably in one transaction (group commit).
 
