@@ -43,7 +43,7 @@ class ImportReport:
 _lock = threading.Lock()
 _cached: tuple[str, TrustStore] | None = None
 # The shared generation is read at most this often (see _generation_recent).
-CURRENT_GENERATION_TTL = 1.0
+GENERATION_TTL = 1.0
 _generation_seen: tuple[float, str] | None = None
 
 
@@ -59,7 +59,7 @@ def _generation() -> str:
 
 
 def _generation_recent() -> str:
-    """``_generation()``, read from the shared cache at most once per ``CURRENT_GENERATION_TTL``.
+    """``_generation()``, read from the shared cache at most once per ``GENERATION_TTL``.
 
     Every message is classified against the trust store, so its freshness check runs once per
     message in the SMTP server and the workers; a cache round trip each time is more than the
@@ -69,7 +69,7 @@ def _generation_recent() -> str:
     global _generation_seen
     now = time.monotonic()
     seen = _generation_seen
-    if seen is not None and now - seen[0] < CURRENT_GENERATION_TTL:
+    if seen is not None and now - seen[0] < GENERATION_TTL:
         return seen[1]
     generation = _generation()
     _generation_seen = (now, generation)
@@ -133,7 +133,7 @@ def trust_store_current() -> TrustStore | None:
     For callers that must not block on the database (the SMTP server's event loop): on None
     they build it with ``trust_store()`` elsewhere.
 
-    The shared generation is read at most once per ``CURRENT_GENERATION_TTL`` seconds (see
+    The shared generation is read at most once per ``GENERATION_TTL`` seconds (see
     ``_generation_recent``).
     """
     if _uncommitted_change():

@@ -168,15 +168,15 @@ def test_it_invalidates_the_cached_trust_store_on_change(db, django_capture_on_c
     assert index.trust_store().is_pec_domain("pec.acme.test") is False
 
 
-def test_the_smtp_servers_view_sees_another_processs_change_within_its_ttl(db, monkeypatch):
+def test_it_sees_another_processs_index_change_within_a_second(db, monkeypatch):
     from django.core.cache import cache
 
     store = index.trust_store()
     assert index.trust_store_current() is store
     # Another process imports the index: it bumps the shared generation, not our memo.
     cache.set(index.GENERATION_KEY, "changed-elsewhere", timeout=None)
-    assert index.trust_store_current() is store  # read at most once per CURRENT_GENERATION_TTL
-    monkeypatch.setattr(index, "CURRENT_GENERATION_TTL", 0.0)
+    assert index.trust_store_current() is store  # read at most once per GENERATION_TTL
+    monkeypatch.setattr(index, "GENERATION_TTL", 0.0)
     assert index.trust_store_current() is None  # stale: the caller rebuilds with trust_store()
     assert index.trust_store() is not store
     assert index.trust_store_current() is index.trust_store()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.files.storage import default_storage
@@ -30,8 +31,6 @@ def test_two_writers_of_the_same_bytes_leave_one_complete_file_and_no_temporary(
     settings.MEDIA_ROOT = tmp_path
     data = b"x" * 100_000
     sha = hashlib.sha256(data).hexdigest()
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(8) as pool:
         assert set(pool.map(lambda _i: storage.raw_put(data), range(32))) == {sha}
     assert storage.raw_get(sha) == data
