@@ -213,13 +213,15 @@ def message_accept(*, message_id: int) -> str:
         Message.objects.filter(pk=sent.pk).update(pec_id=pec_id, envelope_sha256=envelope_sha256)
         to = {a.lower() for a in sent.to_addresses}
         rcpt = recipients_of(sent)
-        for address in rcpt:
-            Delivery.objects.create(
+        Delivery.objects.bulk_create(
+            Delivery(
                 message=sent,
                 recipient=address,
                 header=Delivery.Header.TO if address in to else Delivery.Header.CC,
                 certified=tx.recipient_types.get(address) == "certificato",
             )
+            for address in rcpt
+        )
         # Both rows under one lock of the log head (the chain is the same as two appends).
         log_append_many(
             LogEvent(

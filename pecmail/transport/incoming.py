@@ -170,12 +170,18 @@ def _envelope_accept(
             outcome["take_charge"] = built.message_id
     pending = InboundDelivery.objects.filter(
         pec_id=tx.pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
-    ).values_list("id", flat=True)
-    for row_id in list(pending):
-        recipient, result_outcome = _recipient_deliver(
-            row_id=row_id, raw=raw, result=result, tx=tx, provider=provider, virus=virus, now=now
+    ).values_list("id", "recipient")
+    for row_id, recipient in list(pending):
+        outcome["recipients"][recipient] = _recipient_deliver(
+            row_id=row_id,
+            recipient=recipient,
+            raw=raw,
+            result=result,
+            tx=tx,
+            provider=provider,
+            virus=virus,
+            now=now,
         )
-        outcome["recipients"][recipient] = result_outcome
     if virus:
         scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id)
     return outcome
@@ -184,24 +190,24 @@ def _envelope_accept(
 def _recipient_deliver(
     *,
     row_id: int,
+    recipient: str,
     raw: bytes,
     result: Classification,
     tx: envelopes.Transaction,
     provider,  # noqa: ANN001 - TrustedProvider
     virus: str | None,
     now: dt.datetime,
-) -> tuple[str, str]:
-    """Deliver one claimed recipient and queue its receipt, in one transaction; (recipient, outcome)."""
+) -> str:
+    """Deliver one claimed recipient (its InboundDelivery row) and queue its receipt, in one
+    transaction; returns the outcome ("duplicate" if another run got there first)."""
     identity = pki.load_identity()
     with transaction.atomic():
         final = InboundDelivery.Outcome.VIRUS if virus else InboundDelivery.Outcome.DELIVERED
         claimed = InboundDelivery.objects.filter(pk=row_id, outcome=InboundDelivery.Outcome.PENDING).update(
             outcome=final
         )
-        row = InboundDelivery.objects.get(pk=row_id)
         if not claimed:
-            return row.recipient, "duplicate"
-        recipient = row.recipient
+            return "duplicate"
         if virus:
             built = envelopes.build_virus_detection(
                 tx, recipient, virus, identity=identity, to=provider.mail_receipt
@@ -253,7 +259,7 @@ def _recipient_deliver(
             details={"virus": virus} if virus else None,
             at=now,
         )
-        return recipient, outcome
+        return outcome
 
 
 def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:
