@@ -103,6 +103,10 @@ class GroupCommitter:
         self._queue.put((request, future))
         return future
 
+    async def store(self, request: services.InboundRequest) -> tuple[Any, OutboxItem]:
+        """``submit`` for a coroutine: (the stored row, its outbox item) once committed."""
+        return await asyncio.wrap_future(self.submit(request))
+
     def close(self) -> None:
         """Store what is queued, then stop the writer and release its database connection."""
         self._queue.put(_STOP)
@@ -210,12 +214,15 @@ class PecHandler:
         publish: Callable[[list[OutboxItem]], Any] | None = None,
         db_threads: int = 8,
         max_batch: int = 64,
+        committer: Any = None,
     ) -> None:
+        """``committer``: what stores accepted transactions (``async store``, ``close``); by
+        default a ``GroupCommitter`` of this process publishing with ``publish``."""
         self.max_recipients = max_recipients
         # Our own pool: its threads hold the database connections, and close() can reach each one.
         self.executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="pec-smtpd-db")
         self.db_threads = db_threads
-        self.committer = GroupCommitter(publish=publish, max_batch=max_batch)
+        self.committer = committer or GroupCommitter(publish=publish, max_batch=max_batch)
         self._policies: dict[str, tuple[float, bool]] = {}
 
     async def _run(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -321,7 +328,7 @@ class PecHandler:
             kind=kind,
         )
         try:
-            inbound, _item = await asyncio.wrap_future(self.committer.submit(request))
+            inbound, _item = await self.committer.store(request)
         except Exception:
             return REPLY_TEMPFAIL
         return f"250 2.0.0 OK queued as {inbound.pk}"

@@ -14,7 +14,7 @@ def register(subparsers: Any, command: Any) -> None:
         "--processes",
         type=int,
         default=None,
-        help="Worker processes sharing the socket (default: settings.PEC_SMTP_PROCESSES; 0 there = one per CPU, at most 4).",
+        help="SMTP worker processes sharing the socket, plus one writer when more than one (default: settings.PEC_SMTP_PROCESSES; 0 there = one per CPU, at most 4).",
     )
     p.set_defaults(handler=smtpd_command)
 

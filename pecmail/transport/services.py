@@ -100,7 +100,11 @@ def admission_decide(result: Classification, *, rcpt_tos: list[str], refusing: s
 
 @dataclass(frozen=True)
 class InboundRequest:
-    """One SMTP transaction to store: the DATA bytes and what the session knew."""
+    """One SMTP transaction to store: the DATA bytes and what the session knew.
+
+    ``raw_sha256`` and ``size`` instead of ``raw`` (then empty): the bytes are in storage
+    already (a forked ``pec smtpd`` worker stores them before handing the rest to its writer).
+    """
 
     raw: bytes
     mail_from: str
@@ -109,6 +113,14 @@ class InboundRequest:
     helo: str = ""
     tls: bool = False
     kind: str = ""
+    raw_sha256: str = ""
+    size: int = 0
+
+    def stored(self) -> tuple[str, int]:
+        """(digest, size) of the bytes, storing them now unless that was done before."""
+        if self.raw_sha256:
+            return self.raw_sha256, self.size
+        return storage.raw_put(self.raw), len(self.raw)
 
 
 def inbound_store(
@@ -152,7 +164,7 @@ def inbound_store_many(
 
     from .outbox import outbox_mark_published
 
-    digests = [storage.raw_put(request.raw) for request in requests]
+    stored = [request.stored() for request in requests]
     now = timezone.now()
     with transaction.atomic():
         outbox_mark_published(list(mark_published))
@@ -160,7 +172,7 @@ def inbound_store_many(
             [
                 InboundMessage(
                     raw_sha256=sha256,
-                    size=len(request.raw),
+                    size=size,
                     mail_from=request.mail_from,
                     rcpt_tos=request.rcpt_tos,
                     peer=request.peer,
@@ -169,7 +181,7 @@ def inbound_store_many(
                     kind=request.kind,
                     received_at=now,
                 )
-                for request, sha256 in zip(requests, digests, strict=True)
+                for request, (sha256, size) in zip(requests, stored, strict=True)
             ]
         )
         log_append_many(

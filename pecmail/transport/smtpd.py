@@ -1,11 +1,14 @@
 """``pec smtpd``: the provider's incoming SMTP server (aiosmtpd) with STARTTLS.
 
-With one process the server runs in its own thread (aiosmtpd's Controller). With several
-(``--processes``, ``PEC_SMTP_PROCESSES``) a supervisor binds the socket and forks workers that
-all accept on it, each with its own event loop, database connections and group committer:
-verification and the commit are Python work, and one interpreter's GIL would cap ingest at
-one core. A worker that dies is replaced; SIGTERM or SIGINT stops them all. Either way ORM
-work of the handler runs on executor threads so the event loop never blocks on the database.
+With one process the server runs in its own thread (aiosmtpd's Controller) with its own
+group committer. With several (``--processes``, ``PEC_SMTP_PROCESSES``) a supervisor binds the
+socket and forks SMTP workers that all accept on it, each with its own event loop — SMTP,
+verification and storing the bytes are Python work, and one interpreter's GIL would cap
+ingest at one core — and one writer process that commits for all of them (``writer.py``), so
+that concurrent sessions share transactions whichever worker they reached. A worker or
+writer that dies is replaced; SIGTERM or SIGINT stops them all (the SMTP workers first, then
+the writer). Either way ORM reads of the handler run on executor threads so the event loop
+never blocks on the database.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -108,10 +113,11 @@ def _publish_unmarked(items: list[Any]) -> int:
     return outbox_publish_items(items, mark=False)
 
 
-def _handler_create(*, max_recipients: int | None, publish: bool) -> PecHandler:
+def _handler_create(*, max_recipients: int | None, publish: bool, committer: Any = None) -> PecHandler:
     return PecHandler(
         max_recipients=max_recipients or settings.PEC_MAX_RECIPIENTS,
         publish=_publish_unmarked if publish else None,
+        committer=committer,
     )
 
 
@@ -192,6 +198,18 @@ RESPAWN_INTERVAL = 1.0
 STOP_TIMEOUT = 60.0
 
 
+# The slot of the writer process among the supervisor's children (SMTP workers are 0..N-1).
+WRITER = -1
+
+
+def _process_name(name: str) -> None:
+    """Name this process for ps/top (Linux ``prctl(PR_SET_NAME)``, 15 bytes); elsewhere nothing."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)
+
+
 def _serve_forked(
     *, host: str, port: int, processes: int, max_size: int | None, max_recipients: int | None
 ) -> None:
@@ -200,50 +218,77 @@ def _serve_forked(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.create_server((host, port), family=family, backlog=1024)
     listener.setblocking(False)
+    # The workers reach the writer here; only this user can (0700 directory).
+    private = tempfile.mkdtemp(prefix="pec-smtpd-")
+    writer_path = os.path.join(private, "writer.sock")
+    writer_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    writer_listener.bind(writer_path)
+    writer_listener.listen(64)
     options = smtp_options(max_size=max_size)  # the TLS context (and a development certificate) once
-    # Nothing the workers need may be open at fork: they make their own connections.
+    # Nothing the children need may be open at fork: they make their own connections.
     connections.close_all()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stopping.set())
-    workers: dict[int, int] = {}  # pid -> slot
-    started: dict[int, float] = {}  # slot -> when its current worker was forked
+    children: dict[int, int] = {}  # pid -> slot
+    started: dict[int, float] = {}  # slot -> when its current process was forked
 
     def fork(slot: int) -> None:
         started[slot] = time.monotonic()
         pid = os.fork()
-        if pid == 0:  # the worker
+        if pid == 0:
             code = 1
             try:
-                _worker_run(listener, options=options, max_recipients=max_recipients, parent=os.getppid())
+                if slot == WRITER:
+                    _process_name("pec-smtpd-write")
+                    listener.close()
+                    from .writer import writer_run
+
+                    writer_run(writer_listener, publish=_publish_unmarked, parent=os.getppid())
+                else:
+                    _process_name("pec-smtpd-smtp")
+                    writer_listener.close()
+                    _worker_run(
+                        listener,
+                        options=options,
+                        max_recipients=max_recipients,
+                        parent=os.getppid(),
+                        writer_path=writer_path,
+                    )
                 code = 0
             except BaseException:
-                log.exception("smtpd: worker %s failed", os.getpid())
+                log.exception("smtpd: process %s failed", os.getpid())
             finally:
                 logging.shutdown()
                 os._exit(code)
-        workers[pid] = slot
+        children[pid] = slot
 
+    fork(WRITER)
     for slot in range(processes):
         fork(slot)
-    log.info("smtpd: listening on %s:%s with %d processes", host, port, processes)
+    log.info("smtpd: listening on %s:%s with %d processes and a writer", host, port, processes)
     print(f"pec smtpd listening on {host}:{port} ({processes} processes)", flush=True)
     try:
-        while not stopping.is_set() and workers:
+        while not stopping.is_set() and children:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 stopping.wait(0.2)
                 continue
-            slot = workers.pop(pid, None)
+            slot = children.pop(pid, None)
             if slot is None or stopping.is_set():
                 continue
-            log.error("smtpd: worker %s exited (status %s); starting another", pid, status)
+            what = "writer" if slot == WRITER else "worker"
+            log.error("smtpd: %s %s exited (status %s); starting another", what, pid, status)
             stopping.wait(max(0.0, started[slot] + RESPAWN_INTERVAL - time.monotonic()))
             if not stopping.is_set():
                 fork(slot)
     finally:
-        _workers_stop(workers)
+        # The SMTP workers first: their last transactions still need the writer.
+        _workers_stop({pid: slot for pid, slot in children.items() if slot != WRITER})
+        _workers_stop({pid: slot for pid, slot in children.items() if slot == WRITER})
         listener.close()
+        writer_listener.close()
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _workers_stop(workers: dict[int, int]) -> None:
@@ -268,12 +313,21 @@ def _workers_stop(workers: dict[int, int]) -> None:
 
 
 def _worker_run(
-    listener: socket.socket, *, options: dict[str, Any], max_recipients: int | None, parent: int
+    listener: socket.socket,
+    *,
+    options: dict[str, Any],
+    max_recipients: int | None,
+    parent: int,
+    writer_path: str,
 ) -> None:
     """One forked worker: accept on the shared socket until SIGTERM/SIGINT or the supervisor is gone."""
+    from .writer import RemoteCommitter
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
-    handler = _handler_create(max_recipients=max_recipients, publish=True)
+    handler = _handler_create(
+        max_recipients=max_recipients, publish=False, committer=RemoteCommitter(writer_path)
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(lambda: SMTP(handler, **options), sock=listener))
@@ -293,10 +347,11 @@ def _worker_run(
     finally:
         server.close()
         # Open sessions end here (a client mid-DATA never saw its 250 and sends again); a
-        # transaction already handed to the committer is still stored by handler.close().
+        # transaction already handed to the writer is still stored (it stops after us).
         sessions = asyncio.all_tasks(loop)
         for task in sessions:
             task.cancel()
         loop.run_until_complete(asyncio.gather(*sessions, return_exceptions=True))
+        loop.run_until_complete(handler.committer.aclose())
         handler.close()
         loop.close()

@@ -1,6 +1,8 @@
-"""``pec smtpd --processes N``: a supervisor and N forked workers accepting on one socket.
+"""``pec smtpd --processes N``: a supervisor, N forked SMTP workers accepting on one socket and
+the writer process that commits for all of them.
 
-Real processes: the supervisor is ``manage.py pec smtpd``; its workers are found in /proc.
+Real processes: the supervisor is ``manage.py pec smtpd``; its children are found in /proc
+and told apart by the names they give themselves (``pec-smtpd-smtp``, ``pec-smtpd-write``).
 Tasks are published to the (filesystem) broker and not run: only ingest is under test.
 """
 
@@ -47,10 +49,30 @@ def alive(pid: int) -> bool:
         return False
 
 
+def named(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def two_workers(supervisor: int, *, without: int | None = None) -> set[int] | None:
-    """The supervisor's two workers (none of them ``without``), or None while that is not so."""
-    workers = children(supervisor)
+    """The supervisor's two SMTP workers (none of them ``without``), or None while that is not so."""
+    workers = {pid for pid in children(supervisor) if named(pid) == "pec-smtpd-smtp"}
     return workers if len(workers) == 2 and without not in workers else None
+
+
+def the_writer(supervisor: int, *, without: int | None = None) -> int | None:
+    """The supervisor's writer process (not ``without``), or None while there is none."""
+    writers = [pid for pid in children(supervisor) if named(pid) == "pec-smtpd-write"]
+    return writers[0] if len(writers) == 1 and writers[0] != without else None
+
+
+def stored(provider: Provider) -> int:
+    return provider.python(
+        "import json; from pecmail.transport.models import InboundMessage; "
+        "print(json.dumps(InboundMessage.objects.count()))"
+    )
 
 
 def send(port: int, count: int, *, connections: int, tag: str) -> list[str]:
@@ -105,13 +127,7 @@ def test_workers_share_the_socket_a_dead_one_is_replaced_and_sigterm_stops_them_
     assert replaced - first and replaced & first == first - {victim}
     replies = send(provider.port, 12, connections=4, tag="after")
     assert all(r.startswith("250 ") for r in replies), replies
-    assert (
-        provider.python(
-            "import json; from pecmail.transport.models import InboundMessage; "
-            "print(json.dumps(InboundMessage.objects.count()))"
-        )
-        == 36
-    )
+    assert stored(provider) == 36
 
     provider.process.send_signal(signal.SIGTERM)
     assert provider.process.wait(timeout=30) == 0
@@ -120,10 +136,37 @@ def test_workers_share_the_socket_a_dead_one_is_replaced_and_sigterm_stops_them_
         socket.create_connection(("127.0.0.1", provider.port), timeout=2).close()
 
 
+def test_one_writer_commits_for_all_workers_and_a_dead_one_loses_nothing(provider):
+    provider.start()
+    supervisor = provider.process.pid
+    wait_until(lambda: two_workers(supervisor), what="two workers")
+    writer = wait_until(lambda: the_writer(supervisor), what="the writer")
+
+    replies = send(provider.port, 40, connections=8, tag="shared")
+    assert all(r.startswith("250 ") for r in replies), replies
+    assert stored(provider) == 40
+
+    # The writer dies mid-traffic: each session gets 250 (stored) or 451 (sent again later);
+    # a 250 is never lost, and once the replacement is up everything is stored again.
+    os.kill(writer, signal.SIGKILL)
+    during = send(provider.port, 8, connections=2, tag="during")
+    assert all(r[:4] in ("250 ", "451 ") for r in during), during
+    replacement = wait_until(lambda: the_writer(supervisor, without=writer), what="a new writer", seconds=30)
+    after = send(provider.port, 10, connections=2, tag="after")
+    assert all(r.startswith("250 ") for r in after), after
+    accepted = 40 + sum(r.startswith("250 ") for r in during) + 10
+    assert stored(provider) >= accepted
+
+    provider.process.send_signal(signal.SIGTERM)
+    assert provider.process.wait(timeout=30) == 0
+    assert not alive(replacement)
+
+
 def test_workers_stop_when_the_supervisor_is_killed(provider):
     provider.start()
     supervisor = provider.process.pid
     workers = wait_until(lambda: two_workers(supervisor), what="two workers")
+    workers.add(wait_until(lambda: the_writer(supervisor), what="the writer"))
     assert all(r.startswith("250 ") for r in send(provider.port, 4, connections=2, tag="x"))
 
     os.kill(supervisor, signal.SIGKILL)

@@ -1,0 +1,123 @@
+"""The link between forked ``pec smtpd`` workers and their writer (``transport/writer.py``).
+
+A real Unix socket and a real ``GroupCommitter`` on the test database; the writer's process
+is played by threads here (``test_smtpd_processes`` runs the real processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import struct
+import threading
+
+import pytest
+
+from pecmail.mail import storage
+from pecmail.transport import services
+from pecmail.transport.handler import GroupCommitter
+from pecmail.transport.models import InboundMessage
+from pecmail.transport.writer import MAX_FRAME, RemoteCommitter, _serve_link, frame_read
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def request(n: int, mail_from: str = "sender@peer.test") -> services.InboundRequest:
+    raw = f"From: {mail_from}\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode()
+    return services.InboundRequest(raw=raw, mail_from=mail_from, rcpt_tos=[f"r{n}@pec.localhost"], tls=True)
+
+
+@pytest.fixture
+def writer(tmp_path):
+    """A listening writer socket served by a GroupCommitter; yields (path, the server sockets)."""
+    path = str(tmp_path / "writer.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    committer = GroupCommitter(publish=None)
+    served: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _address = listener.accept()
+            except OSError:
+                return
+            served.append(sock)
+            threading.Thread(target=_serve_link, args=(sock, committer), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield path, served
+    listener.close()
+    committer.close()
+
+
+def test_the_writer_stores_the_row_and_the_bytes_stay_with_the_worker(writer):
+    path, _served = writer
+
+    async def session() -> list[tuple[InboundMessage, None]]:
+        remote = RemoteCommitter(path)
+        try:
+            return await asyncio.gather(*(remote.store(request(n)) for n in range(5)))
+        finally:
+            await remote.aclose()
+
+    results = asyncio.run(session())
+    rows = {row.pk: row for row in InboundMessage.objects.all()}
+    assert sorted(rows) == sorted(inbound.pk for inbound, _item in results)
+    for n, (inbound, _item) in enumerate(results):
+        row = rows[inbound.pk]
+        raw = request(n).raw
+        assert row.rcpt_tos == [f"r{n}@pec.localhost"] and row.tls is True
+        assert row.size == len(raw) and storage.raw_get(row.raw_sha256) == raw
+
+
+def test_without_a_writer_store_fails_so_the_session_answers_451(tmp_path):
+    async def session() -> None:
+        await RemoteCommitter(str(tmp_path / "nobody.sock")).store(request(1))
+
+    with pytest.raises(OSError):
+        asyncio.run(session())
+    assert InboundMessage.objects.count() == 0
+
+
+def test_a_lost_writer_fails_the_waiting_requests_and_the_next_one_reconnects(writer, monkeypatch):
+    path, served = writer
+    # The writer takes the first request but dies before replying.
+    stuck = threading.Event()
+    real = services.inbound_store_many
+
+    def dying(requests, **kwargs):
+        if requests[0].mail_from == "first@peer.test":
+            for sock in served:
+                sock.shutdown(socket.SHUT_RDWR)
+            stuck.set()
+            raise ConnectionError("writer gone")
+        return real(requests, **kwargs)
+
+    monkeypatch.setattr(services, "inbound_store_many", dying)
+
+    async def session() -> tuple[BaseException | None, InboundMessage]:
+        remote = RemoteCommitter(path)
+        try:
+            try:
+                await remote.store(request(1, mail_from="first@peer.test"))
+                failure = None
+            except Exception as exc:
+                failure = exc
+            inbound, _item = await remote.store(request(2))
+            return failure, inbound
+        finally:
+            await remote.aclose()
+
+    failure, inbound = asyncio.run(session())
+    assert stuck.is_set() and failure is not None
+    assert list(InboundMessage.objects.values_list("pk", flat=True)) == [inbound.pk]
+
+
+def test_a_frame_longer_than_any_request_is_refused():
+    stream = io.BytesIO(struct.pack("!I", MAX_FRAME + 1) + b"x")
+    with pytest.raises(ValueError, match="refused"):
+        frame_read(stream)
+    assert frame_read(io.BytesIO(b"\x00\x00")) is None
