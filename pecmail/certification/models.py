@@ -103,7 +103,9 @@ class ProviderLogQuerySet(models.QuerySet):
 
     def chain_insert(self, entries: list[Any]) -> list[Any]:
         """Insert already chained rows (``pecmail.certification.log.log_append_many`` only)."""
-        return super().bulk_create(entries)
+        from pecmail.lib.rows import rows_insert
+
+        return rows_insert(entries, using=self.db)
 
     def retention_delete(self) -> tuple[int, dict[str, int]]:
         """Delete rows for the retention sweep only (``pecmail.certification.log.log_sweep``)."""

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from pecmail.lib.rows import rows_insert
 from pecmail.mail import storage
 from pecmail.mail.models import Mailbox
 
@@ -168,7 +169,7 @@ def inbound_store_many(
     now = timezone.now()
     with transaction.atomic():
         outbox_mark_published(list(mark_published))
-        rows = InboundMessage.objects.bulk_create(
+        rows = rows_insert(
             [
                 InboundMessage(
                     raw_sha256=sha256,

@@ -1,0 +1,60 @@
+"""``pecmail.lib.rows.rows_insert`` stores exactly what ``bulk_create`` stores (both backends)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from pecmail.lib.rows import rows_insert
+from pecmail.transport.models import InboundMessage
+
+pytestmark = pytest.mark.django_db
+
+FIELDS = [f.attname for f in InboundMessage._meta.concrete_fields if not f.primary_key]
+
+
+def instances(tag: str) -> list[InboundMessage]:
+    at = dt.datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=dt.UTC)
+    return [
+        InboundMessage(
+            raw_sha256="ab" * 32,
+            size=2**40 + n,
+            mail_from=f"{tag}-{n}@pec-è.test",
+            rcpt_tos=["bob@pec.test", "carla@pec.test"][: n + 1],
+            peer="::1",
+            helo="mx.pec.test",
+            tls=bool(n),
+            kind="posta-certificata",
+            received_at=at + dt.timedelta(hours=n),
+            outcome={"nested": {"à": [1, None, True]}, "n": n},
+        )
+        for n in range(3)
+    ]
+
+
+def stored(pks: list[int]) -> list[dict]:
+    rows = InboundMessage.objects.filter(pk__in=pks).order_by("pk").values(*FIELDS)
+    return [{**row, "mail_from": row["mail_from"].split("-", 1)[1]} for row in rows]
+
+
+def test_the_rows_equal_bulk_create_s_and_the_instances_get_their_keys():
+    by_orm = InboundMessage.objects.bulk_create(instances("orm"))
+    with CaptureQueriesContext(connection) as queries:
+        ours = rows_insert(instances("ours"))
+    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+    assert all(obj.pk and not obj._state.adding and obj._state.db == "default" for obj in ours)
+    assert len({obj.pk for obj in ours}) == 3
+    assert stored([obj.pk for obj in ours]) == stored([obj.pk for obj in by_orm])
+    # The keys come back in the order of the instances.
+    assert [InboundMessage.objects.get(pk=obj.pk).size for obj in ours] == [2**40, 2**40 + 1, 2**40 + 2]
+
+
+def test_field_defaults_apply_and_nothing_is_inserted_for_no_rows():
+    assert rows_insert([]) == []
+    (row,) = rows_insert([InboundMessage(raw_sha256="cd" * 32)])
+    fresh = InboundMessage.objects.get(pk=row.pk)
+    assert fresh.rcpt_tos == [] and fresh.outcome == {} and fresh.state == InboundMessage.State.RECEIVED
+    assert fresh.received_at is not None and fresh.processed_at is None
