@@ -49,16 +49,20 @@ def rows_insert(objs: Sequence[models.Model], *, using: str | None = None) -> li
     connection = connections[alias]
     if not connection.features.can_return_rows_from_bulk_insert:
         return model._base_manager.using(alias).bulk_create(objs)
-    sql, fields = _statement(model, connection, len(objs))
-    params: list[Any] = []
-    for obj in objs:
-        for field in fields:
-            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = alias
+    # As bulk_create does: no more rows per statement than the backend takes parameters for.
+    size = connection.ops.bulk_batch_size(_statement(model, connection, 1)[1], objs) or len(objs)
+    for start in range(0, len(objs), size):
+        chunk = objs[start : start + size]
+        sql, fields = _statement(model, connection, len(chunk))
+        params: list[Any] = []
+        for obj in chunk:
+            for field in fields:
+                params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()]
+        for obj, pk in zip(chunk, ids, strict=True):
+            obj.pk = pk
+            obj._state.adding = False
+            obj._state.db = alias
     return list(objs)

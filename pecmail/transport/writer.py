@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 _LENGTH = struct.Struct("!I")
 # Far above any request (the bytes do not travel): a peer sending more is not our worker.
 MAX_FRAME = 1 << 20
-# A worker waits this long for its last replies when it stops.
-CLOSE_TIMEOUT = 60.0
 
 
 def frame(payload: dict[str, Any]) -> bytes:
@@ -136,16 +134,17 @@ class RemoteCommitter:
         pending.clear()
 
     async def aclose(self) -> None:
-        """Wait (a while) for the replies still due, then close the connection."""
-        if self._writer is None:
+        """Flush what is still buffered for the writer and close the connection.
+
+        Called once the sessions have ended: a request already sent is stored by the writer
+        (it stops after the workers) whether or not anyone still waits for its reply.
+        """
+        writer, self._writer = self._writer, None
+        if writer is None:
             return
-        waiting = [future for future in self._pending.values() if not future.done()]
-        if waiting:
-            await asyncio.wait(waiting, timeout=CLOSE_TIMEOUT)
-        self._writer.close()
+        writer.close()
         with contextlib.suppress(Exception):
-            await self._writer.wait_closed()
-        self._writer = None
+            await writer.wait_closed()
 
     def close(self) -> None:
         """Nothing left to do once ``aclose`` ran on the loop (``PecHandler.close`` calls this)."""

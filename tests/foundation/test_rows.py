@@ -58,3 +58,14 @@ def test_field_defaults_apply_and_nothing_is_inserted_for_no_rows():
     fresh = InboundMessage.objects.get(pk=row.pk)
     assert fresh.rcpt_tos == [] and fresh.outcome == {} and fresh.state == InboundMessage.State.RECEIVED
     assert fresh.received_at is not None and fresh.processed_at is None
+
+
+def test_more_rows_than_one_statement_takes_go_in_several():
+    objs = [InboundMessage(raw_sha256="ef" * 32, size=n) for n in range(5000)]
+    size = connection.ops.bulk_batch_size(
+        [f for f in InboundMessage._meta.concrete_fields if not f.primary_key], objs
+    )
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert(objs)
+    assert len(queries) == -(-5000 // size)
+    assert [InboundMessage.objects.get(pk=obj.pk).size for obj in objs[::997]] == list(range(0, 5000, 997))
