@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 
 from django.core.files.base import ContentFile
@@ -89,6 +90,41 @@ def _file_put(fs: FileSystemStorage, name: str, data: bytes) -> None:
     finally:
         if os.path.lexists(temporary):
             os.unlink(temporary)
+
+
+# A temporary file this old is no write in progress: its writer died (a crash, SIGKILL).
+TEMPORARY_MAX_AGE = 3600.0
+
+
+def raw_temporary_sweep(*, now: float | None = None) -> int:
+    """Delete the temporary files ``raw_put`` left behind a crash; return how many.
+
+    Only on the local file system (other storages write atomically) and only files older than
+    ``TEMPORARY_MAX_AGE`` seconds, so a write in progress is never touched. The stored
+    messages themselves are never deleted here.
+    """
+    if not isinstance(default_storage, FileSystemStorage):
+        return 0
+    cutoff = (now if now is not None else time.time()) - TEMPORARY_MAX_AGE
+    removed = 0
+    try:
+        prefixes = list(os.scandir(default_storage.path("raw")))
+    except FileNotFoundError:
+        return 0
+    for prefix in prefixes:
+        if not prefix.is_dir(follow_symlinks=False):
+            continue
+        with os.scandir(prefix.path) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".tmp") or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass  # its writer finished (or another sweep ran) meanwhile
+    return removed
 
 
 def raw_get(sha256: str) -> bytes:

@@ -13,12 +13,13 @@ from django.db import OperationalError
 from pecmail.celery import app
 from pecmail.transport.scanner import ScannerUnavailable
 
-from . import pipeline
+from . import pipeline, storage
 
 # Beat entries live with the tasks they schedule.
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
     "mail.pipeline_sweep": {"task": "pecmail.mail.tasks.pipeline_sweep", "schedule": 60.0},
+    "mail.raw_temporary_sweep": {"task": "pecmail.mail.tasks.raw_temporary_sweep", "schedule": 6 * 3600.0},
 }
 
 # A locked or briefly unreachable database is worth retrying; anything else is a bug to see.
@@ -54,3 +55,8 @@ def delivery_local(delivery_id: int) -> str:
 @shared_task(name="pecmail.mail.tasks.pipeline_sweep", **COMMON)
 def pipeline_sweep() -> dict[str, int]:
     return pipeline.pipeline_sweep()
+
+
+@shared_task(name="pecmail.mail.tasks.raw_temporary_sweep", **COMMON)
+def raw_temporary_sweep() -> int:
+    return storage.raw_temporary_sweep()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -48,6 +50,44 @@ def test_a_leftover_temporary_file_from_a_crash_is_not_taken_for_the_message(set
         storage.raw_get(sha)
     assert storage.raw_put(data) == sha
     assert storage.raw_get(sha) == data
+
+
+def test_the_sweep_removes_only_temporary_files_a_crash_left_behind(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    sha = storage.raw_put(b"a stored message")
+    directory = tmp_path / "raw" / sha[:2]
+    stale = directory / f"{sha}.eml.dead.tmp"
+    fresh = directory / f"{sha}.eml.writing.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    now = time.time()
+    os.utime(stale, (now - storage.TEMPORARY_MAX_AGE - 60,) * 2)
+    # Even an old stored message is never touched.
+    os.utime(directory / f"{sha}.eml", (now - 10 * storage.TEMPORARY_MAX_AGE,) * 2)
+    assert storage.raw_temporary_sweep(now=now) == 1
+    assert sorted(p.name for p in directory.iterdir()) == sorted([f"{sha}.eml", fresh.name])
+    assert storage.raw_temporary_sweep(now=now) == 0
+    assert storage.raw_get(sha) == b"a stored message"
+
+
+def test_beat_runs_the_sweep(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    from pecmail.celery import app
+    from pecmail.mail.tasks import raw_temporary_sweep
+
+    sha = storage.raw_put(b"x")
+    stale = tmp_path / "raw" / sha[:2] / f"{sha}.eml.dead.tmp"
+    stale.write_bytes(b"")
+    os.utime(stale, (time.time() - storage.TEMPORARY_MAX_AGE - 1,) * 2)
+    entry = app.conf.beat_schedule["mail.raw_temporary_sweep"]
+    assert entry["task"] == raw_temporary_sweep.name
+    assert raw_temporary_sweep.delay().get() == 1
+    assert not stale.exists()
+
+
+def test_the_sweep_has_nothing_to_do_before_the_first_message(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "empty"
+    assert storage.raw_temporary_sweep() == 0
 
 
 def test_it_raises_rawmissing_for_unknown_or_tampered_bytes():
