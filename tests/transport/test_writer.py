@@ -11,6 +11,7 @@ import io
 import socket
 import struct
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,6 +22,13 @@ from pecmail.transport.models import InboundMessage
 from pecmail.transport.writer import MAX_FRAME, RemoteCommitter, _serve_link, frame_read
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(coroutine):
+    """``asyncio.run`` on a thread of its own: a browser test may have left this thread with a
+    running loop (Playwright's sync API), and a worker's loop is never the test's anyway."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=60)
 
 
 def request(n: int, mail_from: str = "sender@peer.test") -> services.InboundRequest:
@@ -63,7 +71,7 @@ def test_the_writer_stores_the_row_and_the_bytes_stay_with_the_worker(writer):
         finally:
             await remote.aclose()
 
-    results = asyncio.run(session())
+    results = run(session())
     rows = {row.pk: row for row in InboundMessage.objects.all()}
     assert sorted(rows) == sorted(inbound.pk for inbound, _item in results)
     for n, (inbound, _item) in enumerate(results):
@@ -78,7 +86,7 @@ def test_without_a_writer_store_fails_so_the_session_answers_451(tmp_path):
         await RemoteCommitter(str(tmp_path / "nobody.sock")).store(request(1))
 
     with pytest.raises(OSError):
-        asyncio.run(session())
+        run(session())
     assert InboundMessage.objects.count() == 0
 
 
@@ -111,7 +119,7 @@ def test_a_lost_writer_fails_the_waiting_requests_and_the_next_one_reconnects(wr
         finally:
             await remote.aclose()
 
-    failure, inbound = asyncio.run(session())
+    failure, inbound = run(session())
     assert stuck.is_set() and failure is not None
     assert list(InboundMessage.objects.values_list("pk", flat=True)) == [inbound.pk]
 
