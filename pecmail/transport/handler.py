@@ -121,7 +121,7 @@ class GroupCommitter:
                     self._marks_flush()
                     continue
                 if first is _STOP:
-                    self._marks_flush()
+                    self._marks_flush(retry=False)
                     return
                 batch, stopping = [first], False
                 while len(batch) < self.max_batch:
@@ -135,19 +135,24 @@ class GroupCommitter:
                     batch.append(item)
                 self._commit(batch)
                 if stopping:
-                    self._marks_flush()
+                    self._marks_flush(retry=False)
                     return
         finally:
             connection.close()
 
-    def _marks_flush(self) -> None:
+    def _marks_flush(self, *, retry: bool = True) -> None:
+        """Mark the published rows; on a transient failure (a lock) try again after MARK_DELAY."""
         from .outbox import outbox_mark_published
 
         marks, self._unmarked = self._unmarked, []
         try:
             _db_call(outbox_mark_published, marks)
         except Exception:
-            log.exception("smtpd: could not mark outbox rows published; the relay will send them again")
+            if retry:
+                log.warning("smtpd: could not mark outbox rows published yet; trying again")
+                self._unmarked = marks + self._unmarked
+            else:
+                log.exception("smtpd: could not mark outbox rows published; the relay will send them again")
 
     def _commit(self, batch: list[tuple[services.InboundRequest, Future]]) -> None:
         # A session that gave up (client gone) before its turn is not stored: it never saw a 250.
