@@ -79,6 +79,8 @@ class RemoteCommitter:
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future] = {}
         self._connecting: asyncio.Lock | None = None
+        # The loop keeps only a weak reference to a task: hold the reader's here.
+        self._reader: asyncio.Task | None = None
 
     async def store(self, request: services.InboundRequest) -> tuple[InboundMessage, None]:
         sha256, size = request.stored()
@@ -102,7 +104,9 @@ class RemoteCommitter:
                 reader, self._writer = await asyncio.wait_for(asyncio.open_unix_connection(self.path), 10)
                 # Each connection fails only the requests sent on it.
                 self._pending = {}
-                asyncio.get_running_loop().create_task(self._read(reader, self._writer, self._pending))
+                self._reader = asyncio.get_running_loop().create_task(
+                    self._read(reader, self._writer, self._pending)
+                )
             return self._writer, self._pending
 
     @staticmethod
