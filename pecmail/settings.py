@@ -132,9 +132,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     "DATABASE_SERVER_SIDE_BINDING", True
 ):
     # Parameters travel apart from the SQL, and psycopg prepares a statement once a connection
-    # has run it five times: every message runs the same few dozen statements, so neither
-    # psycopg interpolates them in Python nor PostgreSQL parses and plans them each time.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # has run it DATABASE_PREPARE_THRESHOLD (5) times: every message runs the same few dozen
+    # statements, so neither psycopg interpolates them in Python nor PostgreSQL parses and
+    # plans them each time. Django turns preparing off unless asked, for the sake of poolers
+    # in transaction mode (PgBouncer before 1.21): behind one, set DATABASE_PREPARE_THRESHOLD=0.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["server_side_binding"] = True
+    if prepare_threshold := env_int("DATABASE_PREPARE_THRESHOLD", 5):
+        options["prepare_threshold"] = prepare_threshold
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
