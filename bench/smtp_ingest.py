@@ -2,7 +2,7 @@
 
 Starts, in a temporary data directory, ``manage.py pec smtpd`` and next to it a bare
 aiosmtpd server that discards what it receives; then sends the same signed transport
-envelopes (``BENCH_ENVELOPES`` distinct ones, default 3,000, so that no bytes are stored
+envelopes (``BENCH_ENVELOPES`` distinct ones, default 6,000, so that no bytes are stored
 twice) to each over N parallel connections (``BENCH_CONNECTIONS``, default 4) for
 ``BENCH_SECONDS`` (default 5) each, and prints envelopes per second for both and their ratio
 (target ≥ 0.5).
@@ -45,7 +45,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 # BENCH_VERIFY=0: the recipient accepts ordinary mail (the default), so DATA skips classification.
 VERIFY = os.environ.get("BENCH_VERIFY", "1") != "0"
-ENVELOPES = int(os.environ.get("BENCH_ENVELOPES", "3000"))
+ENVELOPES = int(os.environ.get("BENCH_ENVELOPES", "6000"))
 DOMAIN = "pec-bench.test"
 RCPT = f"bob@{DOMAIN}"
 
