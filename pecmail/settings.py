@@ -136,10 +136,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_b
     # statements, so neither psycopg interpolates them in Python nor PostgreSQL parses and
     # plans them each time. Django turns preparing off unless asked, for the sake of poolers
     # in transaction mode (PgBouncer before 1.21): behind one, set DATABASE_PREPARE_THRESHOLD=0.
-    options = DATABASES["default"].setdefault("OPTIONS", {})
-    options["server_side_binding"] = True
-    if prepare_threshold := env_int("DATABASE_PREPARE_THRESHOLD", 5):
-        options["prepare_threshold"] = prepare_threshold
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    if (_prepare_threshold := env_int("DATABASE_PREPARE_THRESHOLD", 5)) > 0:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _prepare_threshold
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
