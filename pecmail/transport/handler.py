@@ -79,7 +79,14 @@ class GroupCommitter:
     transaction: N sessions finishing together cost one commit (one WAL flush) and one lock
     of the provider log's head row instead of N, and a lone message is stored at once —
     nothing waits for a batch to fill. After the commit the batch's outbox rows are
-    published together; a failed publish is left to the outbox relay.
+    published; a failed publish is left to the outbox relay.
+
+    Publishing (a Celery message) costs the writer as much as the commit, so it is paced:
+    rows wait until ``PUBLISH_INTERVAL`` has passed since the last publish, and whatever
+    queued meanwhile goes to ``publish`` together (one message for several batches). A lone
+    message after a quiet spell is published at once; under load the work reaches the workers
+    at most ``PUBLISH_INTERVAL`` later, and the writer publishes a few dozen times a second
+    instead of once per batch.
 
     ``publish(items)`` returns how many of ``items`` reached the broker without marking them;
     they are marked published in the next batch's transaction (no commit of their own under
@@ -89,11 +96,14 @@ class GroupCommitter:
     """
 
     MARK_DELAY = 0.5
+    PUBLISH_INTERVAL = 0.02
 
     def __init__(self, *, publish: Callable[[list[OutboxItem]], Any] | None, max_batch: int = 64) -> None:
         self.publish = publish
         self.max_batch = max_batch
         self._unmarked: list[int] = []
+        self._unpublished: list[OutboxItem] = []
+        self._published_at = -self.PUBLISH_INTERVAL  # monotonic time of the last publish
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="pec-smtpd-commit", daemon=True)
         self._thread.start()
@@ -116,11 +126,15 @@ class GroupCommitter:
         try:
             while True:
                 try:
-                    first = self._queue.get(timeout=self.MARK_DELAY if self._unmarked else None)
+                    first = self._queue.get(timeout=self._idle_timeout())
                 except queue.Empty:
-                    self._marks_flush()
+                    if self._unpublished:
+                        self._publish_flush()
+                    else:
+                        self._marks_flush()
                     continue
                 if first is _STOP:
+                    self._publish_flush()
                     self._marks_flush(retry=False)
                     return
                 batch, stopping = [first], False
@@ -134,11 +148,20 @@ class GroupCommitter:
                         break
                     batch.append(item)
                 self._commit(batch)
+                if self._unpublished and time.monotonic() >= self._published_at + self.PUBLISH_INTERVAL:
+                    self._publish_flush()
                 if stopping:
+                    self._publish_flush()
                     self._marks_flush(retry=False)
                     return
         finally:
             connection.close()
+
+    def _idle_timeout(self) -> float | None:
+        """How long the queue may stay empty before a paced publish or the marks are due."""
+        if self._unpublished:
+            return max(0.0, self._published_at + self.PUBLISH_INTERVAL - time.monotonic())
+        return self.MARK_DELAY if self._unmarked else None
 
     def _marks_flush(self, *, retry: bool = True) -> None:
         """Mark the published rows; on a transient failure (a lock) try again after MARK_DELAY."""
@@ -177,7 +200,7 @@ class GroupCommitter:
             return
         for (_request, future), result in zip(batch, stored, strict=True):
             future.set_result(result)
-        self._publish(list({item.pk: item for _inbound, item in stored}.values()))
+        self._unpublished.extend({item.pk: item for _inbound, item in stored}.values())
 
     def _commit_alone(self, one: tuple[services.InboundRequest, Future]) -> None:
         request, future = one
@@ -188,10 +211,12 @@ class GroupCommitter:
             future.set_exception(exc)
             return
         future.set_result(result)
-        self._publish([result[1]])
+        self._unpublished.append(result[1])
 
-    def _publish(self, items: list[OutboxItem]) -> None:
-        if self.publish is None:
+    def _publish_flush(self) -> None:
+        items, self._unpublished = self._unpublished, []
+        self._published_at = time.monotonic()
+        if self.publish is None or not items:
             return
         try:
             published = _db_call(self.publish, items)

@@ -106,11 +106,46 @@ def smtpd_processes() -> int:
     return configured if configured > 0 else min(os.cpu_count() or 1, 4)
 
 
-def _publish_unmarked(items: list[Any]) -> int:
-    """Publish a batch's outbox rows; the committer marks them in its next transaction."""
-    from .outbox import outbox_publish_items
+# The most inbound messages one merged Celery message asks a worker to process.
+PUBLISH_MERGE_MAX = 200
 
-    return outbox_publish_items(items, mark=False)
+
+def _publish_unmarked(items: list[Any]) -> int:
+    """Publish outbox rows that queued together; the committer marks them in its next transaction.
+
+    Rows that each ask to process some inbound messages (one per group commit) travel as one
+    ``inbound_process_many`` message per ``PUBLISH_MERGE_MAX`` messages: the Celery publish is
+    most of the writer's cost. Returns how many of ``items`` reached the broker, in order.
+    """
+    from .outbox import outbox_publish_items
+    from .services import TASK_INBOUND_PROCESS, TASK_INBOUND_PROCESS_MANY
+
+    inbound = (TASK_INBOUND_PROCESS, TASK_INBOUND_PROCESS_MANY)
+    if len(items) == 1 or any(item.task_name not in inbound for item in items):
+        return outbox_publish_items(items, mark=False)
+    from pecmail.celery import app
+
+    from . import tasks as _tasks  # noqa: F401 - registers the transport tasks
+
+    published = 0
+    while published < len(items):
+        chunk: list[Any] = []
+        ids: list[int] = []
+        for item in items[published:]:
+            more = item.kwargs.get("inbound_ids") or [item.kwargs["inbound_id"]]
+            if chunk and len(ids) + len(more) > PUBLISH_MERGE_MAX:
+                break
+            chunk.append(item)
+            ids.extend(more)
+        try:
+            app.tasks[TASK_INBOUND_PROCESS_MANY].apply_async(kwargs={"inbound_ids": ids})
+        except Exception:
+            if app.conf.task_always_eager:
+                raise
+            log.exception("smtpd: could not publish %d outbox rows; the relay will retry", len(chunk))
+            break
+        published += len(chunk)
+    return published
 
 
 def _handler_create(*, max_recipients: int | None, publish: bool, committer: Any = None) -> PecHandler:

@@ -134,6 +134,49 @@ def test_a_publish_that_failed_is_not_marked(monkeypatch):
     assert OutboxItem.objects.get(pk=item.pk).published_at is None  # left to the relay
 
 
+def test_publishing_is_paced_and_what_queued_meanwhile_goes_together(monkeypatch):
+    """A lone message is published at once; batches within the interval wait and go in one call."""
+    sent: list[list[int]] = []
+
+    def publish(items):
+        sent.append([item.pk for item in items])
+        return len(items)
+
+    def wait_for(count: int) -> None:
+        for _ in range(400):
+            if len(sent) >= count:
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"{count} publishes expected, saw {sent}")
+
+    monkeypatch.setattr(GroupCommitter, "PUBLISH_INTERVAL", 1.0)
+    committer = GroupCommitter(publish=publish)
+    try:
+        started = time.monotonic()
+        _inbound, first = committer.submit(request(1)).result(timeout=30)
+        wait_for(1)
+        # Stored and answered at once, but published only once the interval has passed.
+        later = [committer.submit(request(n)).result(timeout=30)[1] for n in (2, 3, 4)]
+        assert sent == [[first.pk]]
+        wait_for(2)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        committer.close()
+    assert sent == [[first.pk], [item.pk for item in later]]
+    assert OutboxItem.objects.filter(published_at__isnull=True).count() == 0
+
+
+def test_close_publishes_what_still_waits_for_its_turn(monkeypatch):
+    sent: list[list[int]] = []
+    monkeypatch.setattr(GroupCommitter, "PUBLISH_INTERVAL", 30.0)
+    committer = GroupCommitter(publish=lambda items: sent.append([i.pk for i in items]) or len(items))
+    _inbound, first = committer.submit(request(1)).result(timeout=30)
+    _inbound, second = committer.submit(request(2)).result(timeout=30)
+    committer.close()
+    assert sent == [[first.pk], [second.pk]]
+    assert OutboxItem.objects.filter(published_at__isnull=True).count() == 0
+
+
 def test_one_rejected_message_does_not_fail_the_others_in_its_batch(batches):
     seen, first_started, release = batches
     committer = GroupCommitter(publish=None)

@@ -246,3 +246,40 @@ def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     assert states[broken.pk] == InboundMessage.State.RECEIVED
     assert [m.kind for m in inbox(bob)] == [Message.Kind.CERTIFIED, Message.Kind.CERTIFIED]
     assert inbox(carol) == []
+
+
+def test_the_smtpd_writer_merges_the_rows_of_several_commits_into_one_task(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    """What queued between two paced publishes reaches the workers as one Celery message."""
+    from celery.signals import task_prerun
+
+    from pecmail.transport.smtpd import _publish_unmarked
+
+    items = []
+    for n, mailbox in enumerate([bob, carol, bob]):
+        request = services.InboundRequest(
+            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
+            mail_from="alice@pec-a.test",
+            rcpt_tos=[mailbox.address],
+        )
+        ((_row, item),) = services.inbound_store_many([request])
+        items.append(item)
+    assert [item.task_name for item in items] == [services.TASK_INBOUND_PROCESS] * 3
+    runs: list[tuple[str, dict]] = []
+
+    def record(sender=None, kwargs=None, **_extra):
+        if sender.name.startswith("transport.inbound_process"):  # not the receipts it sends on
+            runs.append((sender.name, kwargs))
+
+    task_prerun.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _publish_unmarked(items) == 3
+    finally:
+        task_prerun.disconnect(record)
+    assert runs == [
+        (services.TASK_INBOUND_PROCESS_MANY, {"inbound_ids": [item.kwargs["inbound_id"] for item in items]})
+    ]
+    assert [m.kind for m in inbox(bob)] == [Message.Kind.CERTIFIED, Message.Kind.CERTIFIED]
+    assert [m.kind for m in inbox(carol)] == [Message.Kind.CERTIFIED]
