@@ -162,6 +162,55 @@ def test_one_writer_commits_for_all_workers_and_a_dead_one_loses_nothing(provide
     assert not alive(replacement)
 
 
+def sessions_per_process(pids: set[int], port: int) -> dict[int, int]:
+    """How many established TCP connections on local ``port`` each of ``pids`` holds (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    counts = {}
+    for pid in pids:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held += 1
+        counts[pid] = held
+    return counts
+
+
+def test_long_lived_connections_are_spread_evenly_over_the_workers(provider):
+    """Peers keep their sessions open: all of them on one worker would leave the other idle."""
+    provider.start()
+    supervisor = provider.process.pid
+    workers = wait_until(lambda: two_workers(supervisor), what="two workers")
+    for attempt in range(5):  # the kernel's own choice would pile them up often enough
+        clients = []
+        try:
+            for _ in range(4):
+                smtp = smtplib.SMTP("127.0.0.1", provider.port, timeout=30)
+                clients.append(smtp)
+                assert smtp.ehlo("client.mail.test")[0] == 250
+                time.sleep(0.05)
+
+            def all_four() -> dict[int, int] | None:
+                counts = sessions_per_process(workers, provider.port)
+                return counts if sum(counts.values()) == 4 else None
+
+            counts = wait_until(all_four, what="four sessions")
+            assert sorted(counts.values()) == [2, 2], (attempt, counts)
+        finally:
+            for smtp in clients:
+                smtp.quit()
+        wait_until(lambda: sum(sessions_per_process(workers, provider.port).values()) == 0 or None, what="closed")
+
+
 def test_workers_stop_when_the_supervisor_is_killed(provider):
     provider.start()
     supervisor = provider.process.pid

@@ -231,3 +231,47 @@ def test_it_takes_anything_for_the_service_address_and_leaves_sorting_to_the_inc
     client.close()
     (inbound,) = InboundMessage.objects.all()
     assert inbound.rcpt_tos == [services.service_address()]
+
+
+def test_the_fast_path_parser_agrees_with_aiosmtpd_on_every_path_shape():
+    """``PecSMTP._getaddr`` answers as aiosmtpd's own parser does, plain paths or not."""
+    from aiosmtpd.smtp import SMTP
+
+    from pecmail.transport.handler import PecHandler
+    from pecmail.transport.smtpd import _PLAIN_PATH, PecSMTP
+
+    handler = PecHandler(max_recipients=3, publish=None)
+    try:
+        ours, theirs = PecSMTP(handler), SMTP(handler)
+        ours.local_part_limit = theirs.local_part_limit = 64
+        paths = [
+            "<alice@pec-a.test>",
+            "<alice@pec-a.test> SIZE=100 BODY=8BITMIME",
+            "  <a.b+c_d@x-y.z.test>  ",
+            "<alice@pec-a.test>\tSMTPUTF8",
+            "<alice@pec-a.test> (a comment) SIZE=1",
+            "<alice@pec-a.test>SIZE=1",
+            "<>",
+            "<> SIZE=10",
+            "alice@pec-a.test",
+            '<"quoted local"@pec-a.test>',
+            "<a..b@pec-a.test>",
+            "<.a@pec-a.test>",
+            "<a.@pec-a.test>",
+            "<a@[127.0.0.1]>",
+            "<@relay.test:alice@pec-a.test>",
+            "<alice@pec-a.test",
+            "<alice>",
+            "<alice@>",
+            "<alice@pec-a..test>",
+            "<" + "x" * 65 + "@pec-a.test>",
+            "<" + "x" * 64 + "@pec-a.test>",
+            "<àlice@pec-a.test>",
+            "",
+        ]
+        fast = [path for path in paths if _PLAIN_PATH.match(path)]
+        assert set(paths[:4]) <= set(fast)  # the common shapes do take the fast path
+        for path in paths:
+            assert ours._getaddr(path) == theirs._getaddr(path), path
+    finally:
+        handler.close()
