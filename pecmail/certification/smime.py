@@ -383,9 +383,18 @@ def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
     return entity[:end], entity[body:]
 
 
+# A header block of nothing but well-formed fields (a printable name, a colon) and their
+# continuation lines, with CRLF or LF line ends. For such a block ``mimebytes.parse_headers``
+# yields exactly the fields the ``email`` feedparser yields; anything else (a bare CR, a line
+# that is neither, an empty name, a leading continuation, a "From " line) goes to the feedparser.
+_PLAIN_HEADER_BLOCK = re.compile(rb"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|\Z))+")
+
+
 def _parse_headers(block: bytes) -> Message:
     if len(block) > MAX_HEADER_BYTES:
         raise _Invalid(Problem.MALFORMED_MIME)
+    if block.count(b"\r") == block.count(b"\r\n") and _PLAIN_HEADER_BLOCK.fullmatch(block):
+        return mimebytes.parse_headers(block)
     return BytesParser(policy=compat32).parsebytes(block + b"\n\n", headersonly=True)
 
 

@@ -192,3 +192,39 @@ def test_it_refuses_hostile_or_invalid_input_with_daticert_error(name):
 def test_it_reads_a_dtd_invalid_file_leniently_when_asked():
     d = daticert.parse(HOSTILE["stray-text"], validate=False)
     assert d.risposte == "mario.rossi@pec.example.it"
+
+
+@pytest.mark.parametrize(
+    ("giorno", "ora"),
+    [
+        ("13/11/2018", "16:39:27"),
+        ("1/2/2026", "7:05:09"),
+        ("31/12/1999", "23:59:59"),
+        ("29/02/2024", "00:00:00"),
+        ("29/02/2025", "00:00:00"),
+        ("31/04/2025", "10:00:00"),
+        ("00/01/2025", "10:00:00"),
+        ("01/13/2025", "10:00:00"),
+        ("01/01/2025", "24:00:00"),
+        ("01/01/2025", "10:60:00"),
+        ("01/01/2025", "10:00:60"),
+        ("01/01/25", "10:00:00"),
+        ("01-01-2025", "10:00:00"),
+        ("01/01/2025", "10:00"),
+        ("", ""),
+        ("01/01/2025x", "10:00:00"),
+    ],
+)
+def test_giorno_and_ora_are_read_as_strptime_reads_them(giorno, ora):
+    """The hand-written reader takes exactly the dd/mm/yyyy hh:mm:ss stamps strptime takes."""
+    xml = daticert.build(make()).replace(b"01/03/2025", giorno.encode()).replace(b"10:15:02", ora.encode())
+    assert b"<giorno>" + giorno.encode() in xml and b"<ora>" + ora.encode() in xml
+    try:
+        expected = dt.datetime.strptime(f"{giorno} {ora}", "%d/%m/%Y %H:%M:%S")
+    except ValueError:
+        with pytest.raises(DaticertError, match="giorno/ora"):
+            daticert.parse(xml)
+    else:
+        parsed = daticert.parse(xml)
+        assert parsed.data.replace(tzinfo=None) == expected
+        assert parsed.data.utcoffset() == dt.timedelta(hours=1)

@@ -117,3 +117,42 @@ def test_it_agrees_with_the_full_path_on_test_built_signatures(identity, monkeyp
     smime._verify_cms(der, ENTITY, result)
     assert result.digest_algorithm == "sha256"
     assert _full_path_accepts(monkeypatch, der, ENTITY) is True
+
+
+def test_the_fast_header_reader_yields_what_the_email_feedparser_yields():
+    """Every header block, well-formed or not, reads the same through either path."""
+    import random
+    from email.parser import BytesParser
+    from email.policy import compat32
+
+    from pecmail.certification import smime as smime_module
+
+    pieces = [
+        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=\"b1\"",
+        b"Content-Type: text/plain",
+        b"\tcharset=utf-8",
+        b" continued",
+        b"X-Ricevuta: accettazione",
+        b"Subject: =?utf-8?q?caff=C3=A8?=",
+        b"Subject: caff\xc3\xa8 non ASCII",
+        b"From alice@example.test Mon Jan  1 00:00:00 2024",
+        b": no name",
+        b"No colon here",
+        b"Bad Name: space in the name",
+        b"X-Bare-CR: a\rb",
+        b"Content-Transfer-Encoding: base64",
+        b"x:",
+        b"",
+    ]
+    rng = random.Random(20261206)
+    fast_taken = 0
+    for _ in range(3000):
+        lines = [rng.choice(pieces) for _ in range(rng.randint(1, 6))]
+        block = rng.choice([b"\r\n", b"\n"]).join(lines) + rng.choice([b"", b"\r\n", b"\n"])
+        expected = BytesParser(policy=compat32).parsebytes(block + b"\n\n", headersonly=True)
+        got = smime_module._parse_headers(block)
+        assert got.items() == expected.items(), block
+        assert got.get_content_type() == expected.get_content_type(), block
+        assert got.get_all("Content-Type") == expected.get_all("Content-Type"), block
+        fast_taken += bool(smime_module._PLAIN_HEADER_BLOCK.fullmatch(block))
+    assert fast_taken > 300  # both paths were exercised
