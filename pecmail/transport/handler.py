@@ -98,15 +98,26 @@ class GroupCommitter:
     MARK_DELAY = 0.5
     PUBLISH_INTERVAL = 0.02
 
-    def __init__(self, *, publish: Callable[[list[OutboxItem]], Any] | None, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        publish: Callable[[list[OutboxItem]], Any] | None,
+        max_batch: int = 64,
+        thread: bool = True,
+    ) -> None:
+        """``thread=False``: no writer thread; the owner calls ``commit``, ``poll`` and ``finish``
+        from its own single thread (the smtpd writer process's event loop)."""
         self.publish = publish
         self.max_batch = max_batch
         self._unmarked: list[int] = []
         self._unpublished: list[OutboxItem] = []
         self._published_at = -self.PUBLISH_INTERVAL  # monotonic time of the last publish
+        self._marks_due = 0.0  # monotonic time after which unmarked rows get a transaction of their own
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pec-smtpd-commit", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="pec-smtpd-commit", daemon=True)
+            self._thread.start()
 
     def submit(self, request: services.InboundRequest) -> Future:
         future: Future = Future()
@@ -119,23 +130,58 @@ class GroupCommitter:
 
     def close(self) -> None:
         """Store what is queued, then stop the writer and release its database connection."""
+        if self._thread is None:
+            self.finish()
+            return
         self._queue.put(_STOP)
         self._thread.join(timeout=60)
+
+    def commit(self, requests: list[services.InboundRequest]) -> list[Any]:
+        """Store ``requests`` now, on this thread (``thread=False``), up to ``max_batch`` per transaction.
+
+        Returns, per request, its (row, outbox item) or the exception that kept it from being
+        stored; then publishes if that is due.
+        """
+        futures: list[Future] = [Future() for _ in requests]
+        pairs = list(zip(requests, futures, strict=True))
+        for start in range(0, len(pairs), self.max_batch):
+            self._commit(pairs[start : start + self.max_batch])
+        self.poll()
+        return [future.exception() or future.result() for future in futures]
+
+    def idle_timeout(self) -> float | None:
+        """How long nothing may happen before ``poll`` has work: a paced publish or the marks."""
+        if self._unpublished:
+            return max(0.0, self._published_at + self.PUBLISH_INTERVAL - time.monotonic())
+        if self._unmarked:
+            return max(0.0, self._marks_due - time.monotonic())
+        return None
+
+    def poll(self) -> None:
+        """Publish what waits if its turn has come; mark published rows no batch has marked."""
+        now = time.monotonic()
+        if self._unpublished and now >= self._published_at + self.PUBLISH_INTERVAL:
+            self._publish_flush()
+        elif self._unmarked and not self._unpublished and now >= self._marks_due:
+            self._marks_flush()
+
+    def finish(self) -> None:
+        """Publish and mark what is left, then release the database connection."""
+        try:
+            self._publish_flush()
+            self._marks_flush(retry=False)
+        finally:
+            connection.close()
 
     def _run(self) -> None:
         try:
             while True:
                 try:
-                    first = self._queue.get(timeout=self._idle_timeout())
+                    first = self._queue.get(timeout=self.idle_timeout())
                 except queue.Empty:
-                    if self._unpublished:
-                        self._publish_flush()
-                    else:
-                        self._marks_flush()
+                    self.poll()
                     continue
                 if first is _STOP:
-                    self._publish_flush()
-                    self._marks_flush(retry=False)
                     return
                 batch, stopping = [first], False
                 while len(batch) < self.max_batch:
@@ -148,32 +194,26 @@ class GroupCommitter:
                         break
                     batch.append(item)
                 self._commit(batch)
-                if self._unpublished and time.monotonic() >= self._published_at + self.PUBLISH_INTERVAL:
-                    self._publish_flush()
+                self.poll()
                 if stopping:
-                    self._publish_flush()
-                    self._marks_flush(retry=False)
                     return
         finally:
-            connection.close()
-
-    def _idle_timeout(self) -> float | None:
-        """How long the queue may stay empty before a paced publish or the marks are due."""
-        if self._unpublished:
-            return max(0.0, self._published_at + self.PUBLISH_INTERVAL - time.monotonic())
-        return self.MARK_DELAY if self._unmarked else None
+            self.finish()
 
     def _marks_flush(self, *, retry: bool = True) -> None:
         """Mark the published rows; on a transient failure (a lock) try again after MARK_DELAY."""
         from .outbox import outbox_mark_published
 
         marks, self._unmarked = self._unmarked, []
+        if not marks:
+            return
         try:
             _db_call(outbox_mark_published, marks)
         except Exception:
             if retry:
                 log.warning("smtpd: could not mark outbox rows published yet; trying again")
                 self._unmarked = marks + self._unmarked
+                self._marks_due = time.monotonic() + self.MARK_DELAY
             else:
                 log.exception("smtpd: could not mark outbox rows published; the relay will send them again")
 
@@ -223,8 +263,9 @@ class GroupCommitter:
         except Exception:
             log.exception("smtpd: publishing after the commit failed; the outbox relay will retry")
             return
-        if isinstance(published, int):
+        if isinstance(published, int) and published:
             self._unmarked.extend(item.pk for item in items[:published])
+            self._marks_due = time.monotonic() + self.MARK_DELAY
 
 
 class PecHandler:

@@ -7,6 +7,8 @@ sessions for the worker's GIL. So the supervisor forks one more process, the wri
 runs the single ``GroupCommitter`` for all of them: the SMTP workers store the bytes
 (content-addressed files, no database), then send the rest of each accepted transaction over
 a Unix socket and answer 250 only when the writer replies that its transaction committed.
+The writer is one thread around a selector (``writer_serve``): what all workers sent during
+one transaction is the next transaction.
 
 The wire format is a 4-byte big-endian length and a JSON object, both ways: a request
 ``{"id": n, "request": {...}}`` and a reply ``{"id": n, "pk": inbound id}`` or
@@ -26,13 +28,15 @@ import itertools
 import json
 import logging
 import os
+import select
+import selectors
 import signal
 import socket
 import struct
 import threading
-from concurrent.futures import Future
+import time
 from dataclasses import asdict, replace
-from typing import Any, BinaryIO
+from typing import Any
 
 from . import services
 from .handler import GroupCommitter
@@ -48,20 +52,6 @@ MAX_FRAME = 1 << 20
 def frame(payload: dict[str, Any]) -> bytes:
     data = json.dumps(payload, separators=(",", ":")).encode()
     return _LENGTH.pack(len(data)) + data
-
-
-def frame_read(stream: BinaryIO) -> dict[str, Any] | None:
-    """The next frame from a buffered reader of the socket, or None at its end."""
-    head = stream.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        return None
-    (length,) = _LENGTH.unpack(head)
-    if length > MAX_FRAME:
-        raise ValueError(f"frame of {length} bytes refused")
-    data = stream.read(length)
-    if len(data) < length:
-        return None
-    return json.loads(data)
 
 
 class RemoteCommitter:
@@ -154,69 +144,141 @@ class RemoteCommitter:
         """Nothing left to do once ``aclose`` ran on the loop (``PecHandler.close`` calls this)."""
 
 
-def _serve_link(sock: socket.socket, committer: GroupCommitter) -> None:
-    """Read one worker's requests and hand them to the committer; reply as each commits."""
-    send_lock = threading.Lock()
+# A worker that does not take its replies for this long is dropped (its sessions answer 451).
+SEND_TIMEOUT = 10.0
+# How often the writer looks whether it should stop while nothing else happens.
+STOP_CHECK = 0.5
 
-    def reply(request_id: int, future: Future) -> None:
-        exc = future.exception()
-        payload = {"id": request_id}
-        if exc is None:
-            inbound, _item = future.result()
-            payload["pk"] = inbound.pk
+
+class _Link:
+    """One worker's connection: its unread bytes, decoded into requests as whole frames arrive."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)  # reads never wait; ``reply`` waits for room itself
+        self.sock = sock
+        self.buffer = bytearray()
+        self.closed = False
+
+    def requests(self) -> list[tuple[int, services.InboundRequest]]:
+        """Everything that can be read now without waiting; sets ``closed`` at the end of the stream."""
+        while True:
+            try:
+                data = self.sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""  # reset by the worker: as good as closed
+            if not data:
+                self.closed = True
+                break
+            self.buffer += data
+        found = []
+        view, offset = self.buffer, 0
+        while len(view) - offset >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(view, offset)
+            if length > MAX_FRAME:
+                raise ValueError(f"frame of {length} bytes refused")
+            if len(view) - offset - _LENGTH.size < length:
+                break
+            start = offset + _LENGTH.size
+            received = json.loads(bytes(view[start : start + length]))
+            offset = start + length
+            found.append((received["id"], services.InboundRequest(raw=b"", **received["request"])))
+        del self.buffer[:offset]
+        return found
+
+    def reply(self, request_id: int, outcome: Any) -> None:
+        payload: dict[str, Any] = {"id": request_id}
+        if isinstance(outcome, BaseException):
+            payload["error"] = type(outcome).__name__
         else:
-            payload["error"] = type(exc).__name__
+            payload["pk"] = outcome[0].pk
+        view = memoryview(frame(payload))
+        deadline = time.monotonic() + SEND_TIMEOUT
         try:
-            with send_lock:
-                sock.sendall(frame(payload))
+            while view:
+                try:
+                    view = view[self.sock.send(view) :]
+                except (BlockingIOError, InterruptedError):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("the worker does not read its replies") from None
+                    select.select([], [self.sock], [], left)
         except OSError:
-            pass  # the worker is gone; its sessions got 451 and their clients send again
+            self.closed = True  # the worker is gone or stuck; its sessions got 451
 
+
+def writer_serve(listener: socket.socket, committer: GroupCommitter, *, stopped: Any) -> None:
+    """Serve the workers' connections on this one thread until ``stopped()`` is true.
+
+    Whatever all workers sent while the last transaction ran is read at once and stored as
+    the next batch: no thread hands requests to another (each hand-off costs a wake-up and a
+    turn of the GIL), and a busy writer's batches grow by themselves. ``committer`` runs
+    without a thread of its own (``GroupCommitter(thread=False)``). What was received before
+    the stop is still stored and answered.
+    """
+    listener.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, None)
+    links: list[_Link] = []
     try:
-        with sock, sock.makefile("rb") as stream:
-            while (received := frame_read(stream)) is not None:
-                request = services.InboundRequest(raw=b"", **received["request"])
-                request_id = received["id"]
-                committer.submit(request).add_done_callback(
-                    lambda future, request_id=request_id: reply(request_id, future)
-                )
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        log.warning("smtpd writer: dropped a worker connection: %s", exc)
+        while True:
+            stopping = stopped()
+            timeout = committer.idle_timeout()
+            timeout = STOP_CHECK if timeout is None else min(timeout, STOP_CHECK)
+            batch: list[tuple[_Link, int, services.InboundRequest]] = []
+            for key, _events in selector.select(0 if stopping else timeout):
+                if key.data is None:
+                    _accept(listener, selector, links)
+                    continue
+                link: _Link = key.data
+                try:
+                    batch += [(link, request_id, request) for request_id, request in link.requests()]
+                except (ValueError, TypeError, KeyError) as exc:
+                    log.warning("smtpd writer: dropped a worker connection: %s", exc)
+                    link.closed = True
+            if batch:
+                outcomes = committer.commit([request for _link, _id, request in batch])
+                for (link, request_id, _request), outcome in zip(batch, outcomes, strict=True):
+                    if not link.closed:
+                        link.reply(request_id, outcome)
+            else:
+                committer.poll()
+            for link in [link for link in links if link.closed]:
+                links.remove(link)
+                selector.unregister(link.sock)
+                link.sock.close()
+            if stopping:
+                return
+    finally:
+        for link in links:
+            link.sock.close()
+        selector.close()
+
+
+def _accept(listener: socket.socket, selector: selectors.BaseSelector, links: list[_Link]) -> None:
+    while True:
+        try:
+            sock, _address = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        link = _Link(sock)
+        links.append(link)
+        selector.register(sock, selectors.EVENT_READ, link)
 
 
 def writer_run(listener: socket.socket, *, publish: Any, parent: int) -> None:
     """The writer process: serve the workers' connections until SIGTERM or the supervisor is gone.
 
-    On SIGTERM (the supervisor sends it once the SMTP workers have stopped) what is queued is
-    still stored and answered.
+    On SIGTERM (the supervisor sends it once the SMTP workers have stopped) what was received
+    is still stored and answered.
     """
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stopping.set())
-    committer = GroupCommitter(publish=publish)
-
-    def accept() -> None:
-        listener.settimeout(0.5)
-        while not stopping.is_set():
-            try:
-                sock, _address = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if stopping.is_set():
-                    return
-                raise
-            sock.settimeout(None)
-            threading.Thread(
-                target=_serve_link, args=(sock, committer), name="pec-smtpd-writer-link", daemon=True
-            ).start()
-
-    acceptor = threading.Thread(target=accept, name="pec-smtpd-writer-accept", daemon=True)
-    acceptor.start()
-    # Killed with SIGKILL, the supervisor cannot stop us: stop when it is gone.
-    while not stopping.wait(1.0):
-        if os.getppid() != parent or not acceptor.is_alive():
-            break
-    stopping.set()
-    acceptor.join(timeout=5)
-    committer.close()
+    committer = GroupCommitter(publish=publish, thread=False)
+    try:
+        # Killed with SIGKILL, the supervisor cannot stop us: stop when it is gone.
+        writer_serve(listener, committer, stopped=lambda: stopping.is_set() or os.getppid() != parent)
+    finally:
+        committer.finish()

@@ -7,7 +7,6 @@ is played by threads here (``test_smtpd_processes`` runs the real processes).
 from __future__ import annotations
 
 import asyncio
-import io
 import socket
 import struct
 import threading
@@ -17,9 +16,10 @@ import pytest
 
 from pecmail.mail import storage
 from pecmail.transport import services
+from pecmail.transport import writer as writer_module
 from pecmail.transport.handler import GroupCommitter
 from pecmail.transport.models import InboundMessage
-from pecmail.transport.writer import MAX_FRAME, RemoteCommitter, _serve_link, frame_read
+from pecmail.transport.writer import MAX_FRAME, RemoteCommitter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,27 +38,36 @@ def request(n: int, mail_from: str = "sender@peer.test") -> services.InboundRequ
 
 @pytest.fixture
 def writer(tmp_path):
-    """A listening writer socket served by a GroupCommitter; yields (path, the server sockets)."""
+    """A listening writer socket served by ``writer_serve`` on a thread; yields (path, its links)."""
     path = str(tmp_path / "writer.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(8)
-    committer = GroupCommitter(publish=None)
+    committer = GroupCommitter(publish=None, thread=False)
+    stop = threading.Event()
     served: list[socket.socket] = []
+    real_accept = writer_module._accept
 
-    def accept() -> None:
-        while True:
-            try:
-                sock, _address = listener.accept()
-            except OSError:
-                return
-            served.append(sock)
-            threading.Thread(target=_serve_link, args=(sock, committer), daemon=True).start()
+    def accept(listener, selector, links):
+        real_accept(listener, selector, links)
+        served.extend(link.sock for link in links if link.sock not in served)
 
-    threading.Thread(target=accept, daemon=True).start()
-    yield path, served
-    listener.close()
-    committer.close()
+    def serve() -> None:
+        try:
+            writer_module.writer_serve(listener, committer, stopped=stop.is_set)
+        finally:
+            committer.finish()
+
+    writer_module._accept = accept
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield path, served
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        writer_module._accept = real_accept
+        listener.close()
 
 
 def test_the_writer_stores_the_row_and_the_bytes_stay_with_the_worker(writer):
@@ -125,7 +134,37 @@ def test_a_lost_writer_fails_the_waiting_requests_and_the_next_one_reconnects(wr
 
 
 def test_a_frame_longer_than_any_request_is_refused():
-    stream = io.BytesIO(struct.pack("!I", MAX_FRAME + 1) + b"x")
-    with pytest.raises(ValueError, match="refused"):
-        frame_read(stream)
-    assert frame_read(io.BytesIO(b"\x00\x00")) is None
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(struct.pack("!I", MAX_FRAME + 1) + b"x")
+        with pytest.raises(ValueError, match="refused"):
+            writer_module._Link(ours).requests()
+
+
+def ends(stream: bytes) -> list[int]:
+    """Where each frame of ``stream`` ends."""
+    found, offset = [], 0
+    while offset < len(stream):
+        (length,) = struct.unpack_from("!I", stream, offset)
+        offset += 4 + length
+        found.append(offset)
+    return found
+
+
+def test_frames_split_anywhere_are_read_whole_and_in_order():
+    """A worker's frames arrive in arbitrary pieces; each request is decoded once it is complete."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        link = writer_module._Link(ours)
+        payload = {"mail_from": "a@peer.test", "rcpt_tos": ["b@pec.localhost"], "raw_sha256": "0" * 64}
+        stream = b"".join(writer_module.frame({"id": n, "request": payload}) for n in (1, 2, 3))
+        seen = []
+        for cut in range(0, len(stream), 7):
+            # A Unix socket pair: what sendall sent is readable at once.
+            theirs.sendall(stream[cut : cut + 7])
+            seen += [request_id for request_id, _request in link.requests()]
+            assert len(seen) == sum(1 for end in ends(stream) if end <= cut + 7)
+        assert seen == [1, 2, 3]
+        assert link.buffer == bytearray() and not link.closed
+        theirs.close()
+        assert link.requests() == [] and link.closed
