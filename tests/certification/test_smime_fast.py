@@ -128,7 +128,7 @@ def test_the_fast_header_reader_yields_what_the_email_feedparser_yields():
     from pecmail.certification import smime as smime_module
 
     pieces = [
-        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; boundary=\"b1\"",
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; boundary="b1"',
         b"Content-Type: text/plain",
         b"\tcharset=utf-8",
         b" continued",

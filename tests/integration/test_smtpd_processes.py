@@ -208,7 +208,9 @@ def test_long_lived_connections_are_spread_evenly_over_the_workers(provider):
         finally:
             for smtp in clients:
                 smtp.quit()
-        wait_until(lambda: sum(sessions_per_process(workers, provider.port).values()) == 0 or None, what="closed")
+        wait_until(
+            lambda: sum(sessions_per_process(workers, provider.port).values()) == 0 or None, what="closed"
+        )
 
 
 def test_workers_stop_when_the_supervisor_is_killed(provider):
