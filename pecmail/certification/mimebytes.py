@@ -17,6 +17,10 @@ MAX_DEPTH = 20
 MAX_PARTS = 1000
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+# Every byte that is not a base64 character: decoding skips them, as mail readers do.
+_NOT_BASE64 = bytes(
+    sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="))
+)
 
 
 class MimeLimitError(ValueError):
@@ -54,14 +58,20 @@ class Part:
     @cached_property
     def filename(self) -> str | None:
         """The file name from Content-Disposition ``filename`` or Content-Type ``name``."""
+        from email.utils import collapse_rfc2231_value
+
         try:
-            name = self.headers.get_filename() or self.headers.get_param("name")
+            # ``headers.get_filename() or headers.get_param("name")``, with the quick get_param.
+            name = get_param(self.headers, "filename", "content-disposition")
+            if name is None:
+                name = get_param(self.headers, "name")
+            if name is not None:
+                name = collapse_rfc2231_value(name).strip()
+            name = name or get_param(self.headers, "name")
         except Exception:
             return None
         if isinstance(name, tuple):
             try:
-                from email.utils import collapse_rfc2231_value
-
                 name = collapse_rfc2231_value(name)
             except Exception:
                 return None
@@ -77,7 +87,7 @@ class Part:
         body = self.body
         if cte == "base64":
             try:
-                return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body))
+                return base64.b64decode(body.translate(None, _NOT_BASE64))
             except (binascii.Error, ValueError):
                 return b""
         if cte == "quoted-printable":

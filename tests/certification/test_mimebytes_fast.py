@@ -53,3 +53,38 @@ def test_it_reads_parameters_like_email(value):
     headers["Content-Type"] = value
     for name in ("boundary", "protocol", "micalg"):
         assert mimebytes.get_param(headers, name) == headers.get_param(name)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        'Content-Type: application/xml; name="daticert.xml"\r\nContent-Disposition: inline; filename="daticert.xml"',
+        "Content-Type: message/rfc822; name=postacert.eml\r\nContent-Disposition: inline; filename=postacert.eml",
+        'Content-Type: text/plain\r\nContent-Disposition: attachment; filename="  spaced.txt  "',
+        'Content-Type: text/plain; name="only-name.txt"',
+        'Content-Disposition: attachment; filename=""\r\nContent-Type: text/plain; name="fallback.txt"',
+        "Content-Disposition: attachment; filename*=utf-8''caff%C3%A8.pdf",
+        'Content-Disposition: attachment; filename*0="a"; filename*1="b.txt"',
+        "Content-Type: text/plain; name*=iso-8859-1''%E8.txt",
+        'Content-Disposition: attachment; filename="<angled.txt>"',
+        'Content-Disposition: attachment; filename="quo\\\\"ted.txt"',
+        "Content-Disposition: attachment; filename",
+        "Content-Disposition: attachment",
+        "Content-Type: text/plain",
+        'Content-Disposition: attachment; filename="=?utf-8?q?x?="',
+        "Content-Disposition: attachment; FILENAME=UPPER.TXT",
+        "",
+    ],
+)
+def test_part_filenames_are_what_the_email_package_says(headers):
+    """``Part.filename`` with the quick get_param equals get_filename() or get_param("name")."""
+    from email.utils import collapse_rfc2231_value
+
+    raw = headers.encode() + b"\r\n\r\nbody\r\n"
+    part = mimebytes.parse(raw)
+    message = part.headers
+    expected = message.get_filename() or message.get_param("name")
+    if isinstance(expected, tuple):
+        expected = collapse_rfc2231_value(expected)
+    expected = str(expected).strip() if expected else None
+    assert part.filename == expected
