@@ -5,7 +5,8 @@ group committer. With several (``--processes``, ``PEC_SMTP_PROCESSES``) a superv
 socket and forks SMTP workers that all accept on it, each with its own event loop — SMTP,
 verification and storing the bytes are Python work, and one interpreter's GIL would cap
 ingest at one core — and one writer process that commits for all of them (``writer.py``), so
-that concurrent sessions share transactions whichever worker they reached. A worker or
+that concurrent sessions share transactions whichever worker they reached. Peers keep their
+sessions open, so the workers share out sessions, not just connections (``SessionLoad``). A worker or
 writer that dies is replaced; SIGTERM or SIGINT stops them all (the SMTP workers first, then
 the writer). Either way ORM reads of the handler run on executor threads so the event loop
 never blocks on the database.
