@@ -190,13 +190,13 @@ class PecSMTP(SMTP):
                 self._unread(memoryview(buffer)[2:])
                 return None
         content_end = end + 2  # the CRLF of the last line is content
-        content = memoryview(buffer)[:content_end]
-        too_long = max(map(len, bytes(content).split(b"\r\n"))) + 2 > self.line_length_limit
+        content = bytes(memoryview(buffer)[:content_end])
+        too_long = max(map(len, content.split(b"\r\n"))) + 2 > self.line_length_limit
         if (limit and content_end - 2 > limit) or too_long:
             self._unread(memoryview(buffer)[2:])
             return None
         self._unread(memoryview(buffer)[end + 5 :])  # a command sent right behind the data
-        return bytes(content).replace(b"\r\n.", b"\r\n")[2:]
+        return content.replace(b"\r\n.", b"\r\n")[2:]
 
     async def _data_read_lines(self) -> tuple[bytes, str | None]:
         """aiosmtpd 1.4.6's DATA loop: (content, None) or (b"", the error reply)."""
