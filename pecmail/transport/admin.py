@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from .models import DeliveryDeadline, InboundMessage, OutboundMessage, OutboxItem
 
@@ -23,6 +25,9 @@ class InboundMessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "received_at", "mail_from", "kind", "state", "peer", "tls"]
     list_filter = ["state", "kind", "tls"]
     search_fields = ["mail_from", "pec_id", "raw_sha256"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[InboundMessage]:
+        return super().get_queryset(request).defer("raw")  # spooled bytes: not for listing
 
 
 @admin.register(OutboundMessage)

@@ -52,7 +52,7 @@ def inbound_process(*, inbound_id: int) -> str:
     inbound = InboundMessage.objects.get(pk=inbound_id)
     if inbound.state == InboundMessage.State.PROCESSED:
         return "skipped"
-    raw = storage.raw_get(inbound.raw_sha256)
+    raw = _inbound_raw(inbound)
     result = classify(raw, trust=trust_store())
     now = timezone.now()
     headers = headers_parse(raw)
@@ -71,8 +71,25 @@ def inbound_process(*, inbound_id: int) -> str:
         pec_id=(result.pec_id or "")[:255],
         processed_at=now,
         outcome=outcome,
+        raw=None,  # the bytes are in storage now (``_inbound_raw``)
     )
     return result.kind
+
+
+def _inbound_raw(inbound: InboundMessage) -> bytes:
+    """The received bytes, moved from the spool into content-addressed storage first.
+
+    Stored before anything refers to them, so a message, receipt or log row never points at
+    bytes that are only in the spool; a re-run stores nothing twice. Spooled bytes that no
+    longer match their digest (a damaged database) fail the processing and stay where they
+    are, for the operator, as bytes missing from storage do.
+    """
+    if inbound.raw is None:
+        return storage.raw_get(inbound.raw_sha256)
+    raw = bytes(inbound.raw)
+    if storage.raw_put(raw) != inbound.raw_sha256:
+        raise storage.RawMissing(f"inbound {inbound.pk}: spooled bytes do not match their digest")
+    return raw
 
 
 def _signer_manages_sender(headers: email.message.Message, result: Classification) -> bool:

@@ -32,13 +32,21 @@ class OutboxItem(models.Model):
 
 
 class InboundMessage(models.Model):
-    """One SMTP transaction accepted by ``pec smtpd`` (the 250 was sent after this row committed)."""
+    """One SMTP transaction accepted by ``pec smtpd`` (the 250 was sent after this row committed).
+
+    ``raw`` spools the received bytes: they commit in the same transaction as this row, its
+    log row and its outbox row, so nothing is half-stored. Processing copies them into
+    content-addressed storage (``storage.raw_put``, under ``raw_sha256``) and empties ``raw``
+    in the transaction that marks the row processed. Rows of older releases have ``raw``
+    empty and their bytes in storage already.
+    """
 
     class State(models.TextChoices):
         RECEIVED = "received", _("received")
         PROCESSED = "processed", _("processed")
 
     raw_sha256 = models.CharField(max_length=64)
+    raw = models.BinaryField(null=True, editable=False)
     size = models.PositiveBigIntegerField(default=0)
     mail_from = models.CharField(max_length=320, blank=True)
     rcpt_tos = models.JSONField(default=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -11,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from pecmail.lib.rows import rows_insert
-from pecmail.mail import storage
 from pecmail.mail.models import Mailbox
 
 from .models import InboundMessage, OutboxItem
@@ -41,6 +41,11 @@ def address_domain(address: str) -> str:
 
 def domain_is_local(address: str) -> bool:
     return address_domain(address) in local_domains()
+
+
+def max_message_size() -> int:
+    """The largest DATA ``pec smtpd`` takes (advertised as SIZE, 552 above it)."""
+    return int(getattr(settings, "PEC_SMTP_MAX_MESSAGE_SIZE", settings.PEC_MAX_TOTAL_SIZE))
 
 
 def recipient_policy(*, address: str) -> bool | None:
@@ -103,8 +108,8 @@ def admission_decide(result: Classification, *, rcpt_tos: list[str], refusing: s
 class InboundRequest:
     """One SMTP transaction to store: the DATA bytes and what the session knew.
 
-    ``raw_sha256`` and ``size`` instead of ``raw`` (then empty): the bytes are in storage
-    already (a forked ``pec smtpd`` worker stores them before handing the rest to its writer).
+    ``raw_sha256`` may come precomputed (a forked ``pec smtpd`` worker hashes the bytes
+    before handing them to its writer); ``size`` is always ``len(raw)``.
     """
 
     raw: bytes
@@ -115,13 +120,13 @@ class InboundRequest:
     tls: bool = False
     kind: str = ""
     raw_sha256: str = ""
-    size: int = 0
 
-    def stored(self) -> tuple[str, int]:
-        """(digest, size) of the bytes, storing them now unless that was done before."""
-        if self.raw_sha256:
-            return self.raw_sha256, self.size
-        return storage.raw_put(self.raw), len(self.raw)
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    def digest(self) -> str:
+        return self.raw_sha256 or hashlib.sha256(self.raw).hexdigest()
 
 
 def inbound_store(
@@ -155,9 +160,10 @@ def inbound_store_many(
 ) -> list[tuple[InboundMessage, OutboxItem]]:
     """Store accepted SMTP transactions durably in one transaction (group commit).
 
-    The bytes are written first (content-addressed, so a retry rewrites nothing); then one
-    transaction holds the inbound rows, their provider log rows and one outbox row that
-    processes them all, in the order given. Returns (row, the outbox item) per request.
+    One transaction holds the inbound rows with their bytes (``InboundMessage.raw``, the
+    spool), their provider log rows and one outbox row that processes them all, in the order
+    given: nothing is half-stored, and no file is written before the 250 (processing moves
+    the bytes into content-addressed storage). Returns (row, the outbox item) per request.
     ``mark_published``: outbox rows of earlier batches that reached the broker since; they are
     marked in this transaction instead of one of their own.
     """
@@ -165,15 +171,15 @@ def inbound_store_many(
 
     from .outbox import outbox_mark_published
 
-    stored = [request.stored() for request in requests]
     now = timezone.now()
     with transaction.atomic():
         outbox_mark_published(list(mark_published))
         rows = rows_insert(
             [
                 InboundMessage(
-                    raw_sha256=sha256,
-                    size=size,
+                    raw_sha256=request.digest(),
+                    raw=request.raw,
+                    size=request.size,
                     mail_from=request.mail_from,
                     rcpt_tos=request.rcpt_tos,
                     peer=request.peer,
@@ -182,7 +188,7 @@ def inbound_store_many(
                     kind=request.kind,
                     received_at=now,
                 )
-                for request, (sha256, size) in zip(requests, stored, strict=True)
+                for request in requests
             ]
         )
         log_append_many(

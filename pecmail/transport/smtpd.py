@@ -2,8 +2,8 @@
 
 With one process the server runs in its own thread (aiosmtpd's Controller) with its own
 group committer. With several (``--processes``, ``PEC_SMTP_PROCESSES``) a supervisor binds the
-socket and forks SMTP workers that all accept on it, each with its own event loop — SMTP,
-verification and storing the bytes are Python work, and one interpreter's GIL would cap
+socket and forks SMTP workers that all accept on it, each with its own event loop — SMTP
+and verification are Python work, and one interpreter's GIL would cap
 ingest at one core — and one writer process that commits for all of them (``writer.py``), so
 that concurrent sessions share transactions whichever worker they reached. Peers keep their
 sessions open, so the workers share out sessions, not just connections (``SessionLoad``). A worker or
@@ -40,6 +40,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 
 from .handler import PecHandler
+from .services import max_message_size
 
 log = logging.getLogger(__name__)
 
@@ -260,10 +261,6 @@ class PecController(Controller):
     def stop(self, *args: Any, **kwargs: Any) -> None:
         super().stop(*args, **kwargs)
         self.handler.close()
-
-
-def max_message_size() -> int:
-    return int(getattr(settings, "PEC_SMTP_MAX_MESSAGE_SIZE", settings.PEC_MAX_TOTAL_SIZE))
 
 
 def smtpd_processes() -> int:

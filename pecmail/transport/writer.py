@@ -4,15 +4,16 @@ With several SMTP processes each one's group committer would see only its own se
 its batches stay small and every envelope pays a transaction, a lock of the provider log's
 head row and a Celery message nearly alone — and that database work competes with the
 sessions for the worker's GIL. So the supervisor forks one more process, the writer, that
-runs the single ``GroupCommitter`` for all of them: the SMTP workers store the bytes
-(content-addressed files, no database), then send the rest of each accepted transaction over
-a Unix socket and answer 250 only when the writer replies that its transaction committed.
-The writer is one thread around a selector (``writer_serve``): what all workers sent during
-one transaction is the next transaction.
+runs the single ``GroupCommitter`` for all of them: the SMTP workers send each accepted
+transaction over a Unix socket (the bytes with it: they commit in the writer's transaction,
+see ``InboundMessage.raw``) and answer 250 only when the writer replies that its transaction
+committed. The writer is one thread around a selector (``writer_serve``): what all workers
+sent during one transaction is the next transaction.
 
-The wire format is a 4-byte big-endian length and a JSON object, both ways: a request
-``{"id": n, "request": {...}}`` and a reply ``{"id": n, "pk": inbound id}`` or
-``{"id": n, "error": "..."}``. The socket lives in a private (0700) directory.
+The wire format: a request is two 4-byte big-endian lengths, a JSON object
+``{"id": n, "request": {...}}`` and the message bytes; a reply is one 4-byte length and a JSON
+object ``{"id": n, "pk": inbound id}`` or ``{"id": n, "error": "..."}``. The socket lives in
+a private (0700) directory.
 
 A worker that loses the writer (it died, or is being replaced) fails its pending requests —
 those sessions get 451 and their clients send again; an envelope that was in fact committed
@@ -35,7 +36,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from . import services
@@ -45,22 +46,33 @@ from .models import InboundMessage
 log = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct("!I")
-# Far above any request (the bytes do not travel): a peer sending more is not our worker.
+_REQUEST = struct.Struct("!II")
+# Far above any request's JSON part: a peer sending more is not our worker.
 MAX_FRAME = 1 << 20
 
 
 def frame(payload: dict[str, Any]) -> bytes:
+    """A reply: its length, then the JSON object."""
     data = json.dumps(payload, separators=(",", ":")).encode()
     return _LENGTH.pack(len(data)) + data
+
+
+def request_head(request_id: int, request: services.InboundRequest) -> bytes:
+    """A request up to its bytes (which follow it on the wire): both lengths, then the JSON object."""
+    fields = asdict(request)
+    del fields["raw"]
+    fields["raw_sha256"] = request.digest()
+    data = json.dumps({"id": request_id, "request": fields}, separators=(",", ":")).encode()
+    return _REQUEST.pack(len(data), len(request.raw)) + data
 
 
 class RemoteCommitter:
     """The committer of a forked worker: the writer process stores the rows.
 
     It lives on the worker's event loop (no thread, no wake-up across threads): ``store``
-    stores the bytes here (they never cross the socket), sends the rest and waits for the
-    writer's reply. It returns ``(InboundMessage with only its pk, None)`` as
-    ``GroupCommitter.store`` returns the row and its outbox item.
+    hashes the bytes here, sends them with the rest and waits for the writer's reply. It
+    returns ``(InboundMessage with only its pk, None)`` as ``GroupCommitter.store`` returns
+    the row and its outbox item.
     """
 
     def __init__(self, path: str) -> None:
@@ -73,14 +85,12 @@ class RemoteCommitter:
         self._reader: asyncio.Task | None = None
 
     async def store(self, request: services.InboundRequest) -> tuple[InboundMessage, None]:
-        sha256, size = request.stored()
-        payload = asdict(replace(request, raw=b"", raw_sha256=sha256, size=size))
-        del payload["raw"]
         writer, pending = await self._connected()
         request_id = next(self._ids)
         future = asyncio.get_running_loop().create_future()
         pending[request_id] = future
-        writer.write(frame({"id": request_id, "request": payload}))
+        writer.write(request_head(request_id, request))
+        writer.write(request.raw)
         if writer.transport.get_write_buffer_size() > 256 * 1024:
             await writer.drain()  # a writer that stopped reading: do not buffer without end
         pk = await future
@@ -153,11 +163,13 @@ STOP_CHECK = 0.5
 class _Link:
     """One worker's connection: its unread bytes, decoded into requests as whole frames arrive."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, *, raw_limit: int | None = None) -> None:
         sock.setblocking(False)  # reads never wait; ``reply`` waits for room itself
         self.sock = sock
         self.buffer = bytearray()
         self.closed = False
+        # A worker refuses larger DATA with 552: a longer request is not from our worker.
+        self.raw_limit = services.max_message_size() if raw_limit is None else raw_limit
 
     def requests(self) -> list[tuple[int, services.InboundRequest]]:
         """Everything that can be read now without waiting; sets ``closed`` at the end of the stream."""
@@ -173,17 +185,20 @@ class _Link:
                 break
             self.buffer += data
         found = []
-        view, offset = self.buffer, 0
-        while len(view) - offset >= _LENGTH.size:
-            (length,) = _LENGTH.unpack_from(view, offset)
-            if length > MAX_FRAME:
-                raise ValueError(f"frame of {length} bytes refused")
-            if len(view) - offset - _LENGTH.size < length:
-                break
-            start = offset + _LENGTH.size
-            received = json.loads(bytes(view[start : start + length]))
-            offset = start + length
-            found.append((received["id"], services.InboundRequest(raw=b"", **received["request"])))
+        offset = 0
+        with memoryview(self.buffer) as view:  # slices of it copy once, not twice
+            while len(view) - offset >= _REQUEST.size:
+                length, raw_length = _REQUEST.unpack_from(view, offset)
+                if length > MAX_FRAME or raw_length > self.raw_limit:
+                    raise ValueError(f"frame of {length} + {raw_length} bytes refused")
+                start = offset + _REQUEST.size
+                raw_start = start + length
+                if len(view) < raw_start + raw_length:
+                    break
+                received = json.loads(bytes(view[start:raw_start]))
+                offset = raw_start + raw_length
+                raw = bytes(view[raw_start:offset])
+                found.append((received["id"], services.InboundRequest(raw=raw, **received["request"])))
         del self.buffer[:offset]
         return found
 

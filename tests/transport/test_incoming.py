@@ -217,7 +217,7 @@ def test_it_wraps_malformed_mime_in_an_anomaly_envelope(
 
 
 def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
-    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks, monkeypatch
 ):
     """``pec smtpd`` publishes one task per group commit; one unreadable message spoils nothing."""
     from pecmail.mail import storage
@@ -235,17 +235,34 @@ def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     stored = services.inbound_store_many(requests)
     (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
     assert item.task_name == services.TASK_INBOUND_PROCESS_MANY
-    # The middle message's bytes are gone (a storage fault): it must wait for the retry sweep.
+    # Storage fails for the middle message (a full disk): it must wait for the retry sweep.
     broken = stored[1][0]
-    storage.default_storage.delete(storage.raw_path(broken.raw_sha256))
+    real_put = storage.raw_put
+
+    def failing_put(data: bytes) -> str:
+        if data == requests[1].raw:
+            raise OSError(28, "No space left on device")
+        return real_put(data)
+
+    monkeypatch.setattr(storage, "raw_put", failing_put)
     with django_capture_on_commit_callbacks(execute=True):
         outcomes = tasks.inbound_process_many(**item.kwargs)
     assert outcomes.get("failed") == 1
-    states = dict(InboundMessage.objects.values_list("id", "state"))
-    assert states[stored[0][0].pk] == states[stored[2][0].pk] == InboundMessage.State.PROCESSED
-    assert states[broken.pk] == InboundMessage.State.RECEIVED
+    rows = {row.pk: row for row in InboundMessage.objects.all()}
+    for done in (stored[0][0], stored[2][0]):
+        # Processed: the bytes moved from the spool into storage.
+        assert rows[done.pk].state == InboundMessage.State.PROCESSED and rows[done.pk].raw is None
+        assert storage.raw_get(done.raw_sha256) == requests[stored.index((done, item))].raw
+    assert rows[broken.pk].state == InboundMessage.State.RECEIVED
+    assert bytes(rows[broken.pk].raw) == requests[1].raw  # still spooled, nothing lost
     assert [m.kind for m in inbox(bob)] == [Message.Kind.CERTIFIED, Message.Kind.CERTIFIED]
     assert inbox(carol) == []
+
+    monkeypatch.setattr(storage, "raw_put", real_put)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.inbound_process(inbound_id=broken.pk) == "posta-certificata"
+    assert [m.kind for m in inbox(carol)] == [Message.Kind.CERTIFIED]
+    assert storage.raw_get(broken.raw_sha256) == requests[1].raw
 
 
 def test_the_smtpd_writer_merges_the_rows_of_several_commits_into_one_task(

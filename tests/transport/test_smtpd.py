@@ -9,7 +9,6 @@ import pytest
 from django.conf import settings
 from django.db import OperationalError
 
-from pecmail.mail import storage
 from pecmail.transport import services
 from pecmail.transport.models import InboundMessage, OutboxItem
 
@@ -47,7 +46,7 @@ def test_it_accepts_a_message_over_starttls_and_commits_row_log_and_outbox_toget
     inbound = InboundMessage.objects.get()
     assert inbound.tls is True
     assert inbound.rcpt_tos == [bob.address]
-    assert storage.raw_get(inbound.raw_sha256) == MESSAGE
+    assert bytes(inbound.raw) == MESSAGE  # spooled with the row, in the same transaction
     item = OutboxItem.objects.get()
     assert item.task_name == services.TASK_INBOUND_PROCESS
     assert item.kwargs == {"inbound_id": inbound.pk}

@@ -7,6 +7,7 @@ is played by threads here (``test_smtpd_processes`` runs the real processes).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import struct
 import threading
@@ -70,7 +71,7 @@ def writer(tmp_path):
         listener.close()
 
 
-def test_the_writer_stores_the_row_and_the_bytes_stay_with_the_worker(writer):
+def test_the_writer_commits_the_rows_with_their_bytes(writer):
     path, _served = writer
 
     async def session() -> list[tuple[InboundMessage, None]]:
@@ -87,7 +88,30 @@ def test_the_writer_stores_the_row_and_the_bytes_stay_with_the_worker(writer):
         row = rows[inbound.pk]
         raw = request(n).raw
         assert row.rcpt_tos == [f"r{n}@pec.localhost"] and row.tls is True
-        assert row.size == len(raw) and storage.raw_get(row.raw_sha256) == raw
+        assert row.size == len(raw) and bytes(row.raw) == raw
+        assert row.raw_sha256 == hashlib.sha256(raw).hexdigest()
+        # In the spool only: processing moves them into storage.
+        with pytest.raises(storage.RawMissing):
+            storage.raw_get(row.raw_sha256)
+
+
+def test_a_large_message_crosses_the_socket_whole(writer):
+    """Bytes far beyond one socket buffer, with CR LF and NULs, arrive byte-exact."""
+    path, _served = writer
+    raw = b"From: big@peer.test\r\n\r\n" + bytes(range(256)) * 20_000 + b"\r\n"
+
+    async def session() -> tuple[InboundMessage, None]:
+        remote = RemoteCommitter(path)
+        try:
+            return await remote.store(
+                services.InboundRequest(raw=raw, mail_from="big@peer.test", rcpt_tos=["b@x"])
+            )
+        finally:
+            await remote.aclose()
+
+    inbound, _item = run(session())
+    row = InboundMessage.objects.get(pk=inbound.pk)
+    assert bytes(row.raw) == raw and row.size == len(raw)
 
 
 def test_without_a_writer_store_fails_so_the_session_answers_451(tmp_path):
@@ -133,20 +157,23 @@ def test_a_lost_writer_fails_the_waiting_requests_and_the_next_one_reconnects(wr
     assert list(InboundMessage.objects.values_list("pk", flat=True)) == [inbound.pk]
 
 
-def test_a_frame_longer_than_any_request_is_refused():
+@pytest.mark.parametrize(
+    ("head", "raw"), [(MAX_FRAME + 1, 0), (100, 10_001)], ids=["request too long", "message over SIZE"]
+)
+def test_a_frame_longer_than_any_request_is_refused(head, raw):
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        theirs.sendall(struct.pack("!I", MAX_FRAME + 1) + b"x")
+        theirs.sendall(struct.pack("!II", head, raw) + b"x")
         with pytest.raises(ValueError, match="refused"):
-            writer_module._Link(ours).requests()
+            writer_module._Link(ours, raw_limit=10_000).requests()
 
 
 def ends(stream: bytes) -> list[int]:
-    """Where each frame of ``stream`` ends."""
+    """Where each request of ``stream`` ends."""
     found, offset = [], 0
     while offset < len(stream):
-        (length,) = struct.unpack_from("!I", stream, offset)
-        offset += 4 + length
+        length, raw_length = struct.unpack_from("!II", stream, offset)
+        offset += 8 + length + raw_length
         found.append(offset)
     return found
 
@@ -156,15 +183,18 @@ def test_frames_split_anywhere_are_read_whole_and_in_order():
     ours, theirs = socket.socketpair()
     with ours, theirs:
         link = writer_module._Link(ours)
-        payload = {"mail_from": "a@peer.test", "rcpt_tos": ["b@pec.localhost"], "raw_sha256": "0" * 64}
-        stream = b"".join(writer_module.frame({"id": n, "request": payload}) for n in (1, 2, 3))
+        sent = {n: request(n) for n in (1, 2, 3)}
+        stream = b"".join(writer_module.request_head(n, one) + one.raw for n, one in sent.items())
         seen = []
         for cut in range(0, len(stream), 7):
             # A Unix socket pair: what sendall sent is readable at once.
             theirs.sendall(stream[cut : cut + 7])
-            seen += [request_id for request_id, _request in link.requests()]
+            seen += link.requests()
             assert len(seen) == sum(1 for end in ends(stream) if end <= cut + 7)
-        assert seen == [1, 2, 3]
+        assert [request_id for request_id, _request in seen] == [1, 2, 3]
+        for request_id, received in seen:
+            assert received.raw == sent[request_id].raw and received.rcpt_tos == sent[request_id].rcpt_tos
+            assert received.raw_sha256 == sent[request_id].digest()
         assert link.buffer == bytearray() and not link.closed
         theirs.close()
         assert link.requests() == [] and link.closed
