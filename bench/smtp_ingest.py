@@ -5,7 +5,8 @@ aiosmtpd server that discards what it receives; then sends the same signed trans
 envelopes (``BENCH_ENVELOPES`` distinct ones, default 6,000, so that no bytes are stored
 twice) to each over N parallel connections (``BENCH_CONNECTIONS``, default 4) for
 ``BENCH_SECONDS`` (default 5) each, and prints envelopes per second for both and their ratio
-(target ≥ 0.5).
+(target ≥ 0.5). Before each run the dirty pages of the one before are written out (``sync``),
+so that the bare server does not pay for the kernel flushing what pec smtpd wrote.
 
 To include verification at DATA the recipient's mailbox refuses ordinary mail (unless
 BENCH_VERIFY=0), so every envelope is classified (S/MIME verify against the providers
