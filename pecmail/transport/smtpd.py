@@ -476,7 +476,12 @@ def _serve_forked(
                     listener.close()
                     from .writer import writer_run
 
-                    writer_run(writer_listener, publish=_publish_unmarked, parent=os.getppid())
+                    writer_run(
+                        writer_listener,
+                        publish=_publish_unmarked,
+                        parent=os.getppid(),
+                        raw_limit=options["data_size_limit"],
+                    )
                 else:
                     _process_name("pec-smtpd-smtp")
                     writer_listener.close()

@@ -223,14 +223,17 @@ class _Link:
             self.closed = True  # the worker is gone or stuck; its sessions got 451
 
 
-def writer_serve(listener: socket.socket, committer: GroupCommitter, *, stopped: Any) -> None:
+def writer_serve(
+    listener: socket.socket, committer: GroupCommitter, *, stopped: Any, raw_limit: int | None = None
+) -> None:
     """Serve the workers' connections on this one thread until ``stopped()`` is true.
 
     Whatever all workers sent while the last transaction ran is read at once and stored as
     the next batch: no thread hands requests to another (each hand-off costs a wake-up and a
     turn of the GIL), and a busy writer's batches grow by themselves. ``committer`` runs
     without a thread of its own (``GroupCommitter(thread=False)``). What was received before
-    the stop is still stored and answered.
+    the stop is still stored and answered. ``raw_limit``: the workers' SIZE limit (settings'
+    by default).
     """
     listener.setblocking(False)
     selector = selectors.DefaultSelector()
@@ -244,7 +247,7 @@ def writer_serve(listener: socket.socket, committer: GroupCommitter, *, stopped:
             batch: list[tuple[_Link, int, services.InboundRequest]] = []
             for key, _events in selector.select(0 if stopping else timeout):
                 if key.data is None:
-                    _accept(listener, selector, links)
+                    _accept(listener, selector, links, raw_limit=raw_limit)
                     continue
                 link: _Link = key.data
                 try:
@@ -271,18 +274,20 @@ def writer_serve(listener: socket.socket, committer: GroupCommitter, *, stopped:
         selector.close()
 
 
-def _accept(listener: socket.socket, selector: selectors.BaseSelector, links: list[_Link]) -> None:
+def _accept(
+    listener: socket.socket, selector: selectors.BaseSelector, links: list[_Link], *, raw_limit: int | None
+) -> None:
     while True:
         try:
             sock, _address = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        link = _Link(sock)
+        link = _Link(sock, raw_limit=raw_limit)
         links.append(link)
         selector.register(sock, selectors.EVENT_READ, link)
 
 
-def writer_run(listener: socket.socket, *, publish: Any, parent: int) -> None:
+def writer_run(listener: socket.socket, *, publish: Any, parent: int, raw_limit: int | None = None) -> None:
     """The writer process: serve the workers' connections until SIGTERM or the supervisor is gone.
 
     On SIGTERM (the supervisor sends it once the SMTP workers have stopped) what was received
@@ -294,6 +299,11 @@ def writer_run(listener: socket.socket, *, publish: Any, parent: int) -> None:
     committer = GroupCommitter(publish=publish, thread=False)
     try:
         # Killed with SIGKILL, the supervisor cannot stop us: stop when it is gone.
-        writer_serve(listener, committer, stopped=lambda: stopping.is_set() or os.getppid() != parent)
+        writer_serve(
+            listener,
+            committer,
+            stopped=lambda: stopping.is_set() or os.getppid() != parent,
+            raw_limit=raw_limit,
+        )
     finally:
         committer.finish()

@@ -162,6 +162,27 @@ def test_one_writer_commits_for_all_workers_and_a_dead_one_loses_nothing(provide
     assert not alive(replacement)
 
 
+def test_the_writer_takes_messages_up_to_the_size_given_on_the_command_line(provider):
+    """``--max-size`` above the settings' limit: the message bytes reach the writer whole."""
+    provider.extra_env["PEC_MAX_TOTAL_SIZE"] = "20000"
+    provider.start("--max-size", "300000")
+    body = b"".join(b"%07d " % n + b"x" * 70 + b"\r\n" for n in range(1250))  # 100 KB
+    message = f"From: someone@mail.test\r\nTo: bob@{DOMAIN}\r\nSubject: big\r\n\r\n".encode() + body
+    with smtplib.SMTP("127.0.0.1", provider.port, timeout=30) as smtp:
+        smtp.ehlo()
+        assert smtp.esmtp_features["size"] == "300000"
+        assert smtp.sendmail("someone@mail.test", [f"bob@{DOMAIN}"], message) == {}
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail("someone@mail.test", [f"bob@{DOMAIN}"], message * 4)
+        assert refused.value.smtp_code == 552
+    spooled = provider.python(
+        "import hashlib, json; from pecmail.transport.models import InboundMessage; "
+        "print(json.dumps([(r.size, hashlib.sha256(bytes(r.raw)).hexdigest() == r.raw_sha256) "
+        "for r in InboundMessage.objects.all()]))"
+    )
+    assert spooled == [[len(message), True]]
+
+
 def sessions_per_process(pids: set[int], port: int) -> dict[int, int]:
     """How many established TCP connections on local ``port`` each of ``pids`` holds (from /proc)."""
     inodes = set()

@@ -102,10 +102,10 @@ class Provider:
         out = self.manage("shell", "-c", code)
         return json.loads(out.strip().splitlines()[-1])
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
         log = open(self.dir / "smtpd.log", "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
-            [PY, "manage.py", "pec", "smtpd", "--bind", f"127.0.0.1:{self.port}"],
+            [PY, "manage.py", "pec", "smtpd", "--bind", f"127.0.0.1:{self.port}", *options],
             cwd=ROOT,
             env=self.env(),
             stdout=log,

@@ -49,8 +49,8 @@ def writer(tmp_path):
     served: list[socket.socket] = []
     real_accept = writer_module._accept
 
-    def accept(listener, selector, links):
-        real_accept(listener, selector, links)
+    def accept(listener, selector, links, **kwargs):
+        real_accept(listener, selector, links, **kwargs)
         served.extend(link.sock for link in links if link.sock not in served)
 
     def serve() -> None:
