@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.message
+import hashlib
 import logging
 
 from django.conf import settings
@@ -87,8 +88,9 @@ def _inbound_raw(inbound: InboundMessage) -> bytes:
     if inbound.raw is None:
         return storage.raw_get(inbound.raw_sha256)
     raw = bytes(inbound.raw)
-    if storage.raw_put(raw) != inbound.raw_sha256:
+    if hashlib.sha256(raw).hexdigest() != inbound.raw_sha256:
         raise storage.RawMissing(f"inbound {inbound.pk}: spooled bytes do not match their digest")
+    storage.raw_put(raw)
     return raw
 
 

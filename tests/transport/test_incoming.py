@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 from django.conf import settings as django_settings
@@ -164,6 +165,23 @@ def test_it_is_idempotent_when_the_processing_task_runs_again(
         incoming.inbound_process(inbound_id=inbound.pk)
     assert len(inbox(bob)) == 1
     assert len(routed_sink.messages) == 2
+
+
+def test_spooled_bytes_that_do_not_match_their_digest_are_not_processed(bob, remote_provider, routed_sink):
+    """A damaged spool is reported, not delivered: the row waits, bytes and all, for the operator."""
+    from pecmail.mail import storage
+
+    raw = envelope_from(remote_provider, to=[bob.address])
+    inbound, _item = services.inbound_store(raw=raw, mail_from="alice@pec-a.test", rcpt_tos=[bob.address])
+    damaged = raw.replace(b"Buongiorno", b"Buonasera")
+    services.InboundMessage.objects.filter(pk=inbound.pk).update(raw=damaged)
+    with pytest.raises(storage.RawMissing, match="do not match"):
+        incoming.inbound_process(inbound_id=inbound.pk)
+    row = services.InboundMessage.objects.get(pk=inbound.pk)
+    assert row.state == "received" and bytes(row.raw) == damaged
+    assert inbox(bob) == [] and routed_sink.messages == []
+    with pytest.raises(storage.RawMissing):  # and nothing was stored under any digest
+        storage.raw_get(hashlib.sha256(damaged).hexdigest())
 
 
 def test_it_processes_again_later_when_the_scanner_was_unavailable(
