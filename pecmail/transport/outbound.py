@@ -97,11 +97,17 @@ def outbound_enqueue(
         return []
     sha256 = storage.raw_put(raw)
     rows = []
-    created: list[tuple[int, str]] = []
+    created: list[OutboundMessage] = []
+    in_worker = _in_worker_task()
+    now = timezone.now()
     # No savepoint of its own inside the caller's transaction; each INSERT keeps one. INSERT first
     # and read only on a conflict (a re-run): new bytes are the rule, so that spares a SELECT.
     with transaction.atomic(savepoint=False):
         for domain, rcpts in by_domain.items():
+            # A row this task will send itself right after the commit is inserted already
+            # claimed: no second UPDATE to claim it and no SELECT to read it back. Should the
+            # process die before sending, the claim expires and the retry sweep sends it.
+            inline = in_worker and _domain_reached(domain)
             try:
                 with transaction.atomic():
                     row = OutboundMessage.objects.create(
@@ -112,11 +118,16 @@ def outbound_enqueue(
                         kind=kind,
                         pec_id=pec_id,
                         sent_message_id=sent_message_id,
+                        state=OutboundMessage.State.SENDING if inline else OutboundMessage.State.QUEUED,
+                        claimed_at=now if inline else None,
+                        attempts=1 if inline else 0,
+                        created_at=now,
+                        next_attempt_at=now,
                     )
             except IntegrityError:
                 row = OutboundMessage.objects.get(raw_sha256=sha256, domain=domain)
             else:
-                created.append((row.pk, domain))
+                created.append(row)
             rows.append(row)
         if created:
             transaction.on_commit(lambda: outbound_handoff(created))
@@ -156,27 +167,28 @@ def _domain_reached(domain: str) -> bool:
     return at is not None and time.monotonic() - at < session_idle_limit()
 
 
-def outbound_handoff(rows: list[tuple[int, str]]) -> None:
-    """Send rows just committed (id, domain): inline in a worker task, else through outbound_send.
+def outbound_handoff(rows: list[OutboundMessage]) -> None:
+    """Send rows just committed: the ones ``outbound_enqueue`` claimed for this process right
+    here, the others through the ``outbound_send`` task.
 
-    In a worker a row for a domain this process reached lately is sent right after the commit
-    that queued it: no broker round trip, no second task, and the peer gets it at once. A row
-    for any other domain goes to the task, so that a slow or unreachable peer never holds up
-    the task that queued it (a delivery, an acceptance). Rows that need a retry go to the task
-    with their backoff as countdown; a row whose send fails unexpectedly keeps its claim and
-    is resent by ``outbound_retry_due`` once it expires.
+    A row is claimed at insert when a worker task queues it for a domain this process reached
+    lately: it goes out right after the commit that queued it (no broker round trip, no second
+    task, and the peer gets it at once). A row for any other domain goes to the task, so that a
+    slow or unreachable peer never holds up the task that queued it (a delivery, an
+    acceptance). Rows that need a retry go to the task with their backoff as countdown; a row
+    whose send fails unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once
+    it expires.
     """
-    in_worker = _in_worker_task()
-    for outbound_id, domain in rows:
-        if not (in_worker and _domain_reached(domain)):
-            _publish_send(outbound_id)
+    for row in rows:
+        if row.state != OutboundMessage.State.SENDING:
+            _publish_send(row.pk)
             continue
         try:
-            outbound_send(outbound_id=outbound_id)
+            _send_claimed(row, now=timezone.now())
         except OutboundRetry as retry:
-            _publish_send(outbound_id, countdown=retry.countdown)
+            _publish_send(row.pk, countdown=retry.countdown)
         except Exception:
-            log.exception("outbound: sending row %s failed; the retry sweep will resend it", outbound_id)
+            log.exception("outbound: sending row %s failed; the retry sweep will resend it", row.pk)
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -441,8 +453,6 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
 
     Raises OutboundRetry when recipients remain after a transient failure.
     """
-    from pecmail.certification.log import log_append
-
     now = now or timezone.now()
     claimed = (
         OutboundMessage.objects.filter(pk=outbound_id)
@@ -454,7 +464,13 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
     )
     if not claimed:
         return "skipped"
-    row = OutboundMessage.objects.get(pk=outbound_id)
+    return _send_claimed(OutboundMessage.objects.get(pk=outbound_id), now=now)
+
+
+def _send_claimed(row: OutboundMessage, *, now: dt.datetime) -> str:
+    """Send a row this process holds the claim of, and record each recipient's answer."""
+    from pecmail.certification.log import log_append
+
     pending = [r for r in row.recipients if r not in row.results]
     raw = storage.raw_get(row.raw_sha256)
     try:

@@ -260,6 +260,44 @@ def test_a_worker_sends_inline_to_a_peer_it_reached_lately_and_publishes_for_oth
     assert outbound.outbound_retry_due() == 0
 
 
+def test_a_row_a_worker_sends_inline_is_inserted_claimed_and_a_crash_before_the_send_only_delays_it(
+    alice, provider_b, routed_sink, submit, in_worker, monkeypatch
+):
+    """No claim UPDATE and no read-back for an inline send; if the process dies between the
+    commit and the send, the claim expires and the retry sweep sends the row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pecmail.transport import outbound
+
+    submit(to=[BOB], cc=[], subject="Primo")
+    outbound.outbound_send(outbound_id=OutboundMessage.objects.get().pk)  # the peer is reached now
+    in_worker.clear()
+    with CaptureQueriesContext(connection) as queries:
+        submit(to=[BOB], cc=[], subject="Secondo")
+    row = OutboundMessage.objects.latest("id")
+    assert (row.state, row.attempts) == (OutboundMessage.State.SENT, 1)
+    outbound_sql = [q["sql"] for q in queries if "transport_outboundmessage" in q["sql"]]
+    assert [sql.split()[0] for sql in outbound_sql] == ["SELECT", "INSERT", "UPDATE"], outbound_sql
+    assert '"claimed_at"' not in outbound_sql[-1]  # the one UPDATE records the result
+
+    with monkeypatch.context() as crash:
+        crash.setattr(outbound, "_send_claimed", lambda row, now: None)
+        submit(to=[BOB], cc=[], subject="Terzo")  # the "crash": committed and claimed, never sent
+    third = OutboundMessage.objects.latest("id")
+    assert (third.state, third.attempts) == (OutboundMessage.State.SENDING, 1)
+    assert len(routed_sink.messages) == 2 and in_worker == []
+    assert outbound.outbound_retry_due() == 0  # the claim still holds
+    later = timezone.now() + outbound.claim_lease() + dt.timedelta(seconds=1)
+    with time_machine.travel(later, tick=False):
+        assert outbound.outbound_retry_due() == 1
+        assert in_worker == [{"kwargs": {"outbound_id": third.pk}}]
+        assert outbound.outbound_send(outbound_id=third.pk) == OutboundMessage.State.SENT  # the task
+    third.refresh_from_db()
+    assert (third.state, third.attempts) == (OutboundMessage.State.SENT, 2)
+    assert len(routed_sink.messages) == 3
+
+
 def test_a_worker_hands_a_transient_failure_to_the_task_with_its_backoff_and_cools_the_peer(
     alice, provider_b, routed_sink, submit, settings, in_worker
 ):
