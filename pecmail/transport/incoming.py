@@ -25,7 +25,7 @@ from django.utils import timezone
 from pecmail.certification import envelopes, pki
 from pecmail.certification.classify import Classification, classify
 from pecmail.certification.index import trust_store
-from pecmail.certification.log import log_append
+from pecmail.certification.log import LogEvent, log_append, log_append_many
 from pecmail.mail import parsing, storage
 from pecmail.mail.models import Delivery, Folder, Mailbox, Message
 from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse
@@ -61,11 +61,18 @@ def inbound_process(*, inbound_id: int) -> str:
         result.valid = False
         result.problems.append("the From domain is not managed by the signing provider")
     if result.valid and result.kind == "posta-certificata":
-        outcome = _envelope_accept(inbound=inbound, raw=raw, headers=headers, result=result, now=now)
-    elif result.valid and result.kind in RECEIPT_KINDS:
+        # Marks the row processed itself, in the transaction that does the work.
+        _envelope_accept(inbound=inbound, raw=raw, headers=headers, result=result, now=now)
+        return result.kind
+    if result.valid and result.kind in RECEIPT_KINDS:
         outcome = _receipt_accept(inbound=inbound, raw=raw, result=result, now=now)
     else:
         outcome = _anomaly_deliver(inbound=inbound, raw=raw, result=result, now=now)
+    _mark_processed(inbound, result, now, outcome)
+    return result.kind
+
+
+def _mark_processed(inbound: InboundMessage, result: Classification, now: dt.datetime, outcome: dict) -> None:
     InboundMessage.objects.filter(pk=inbound.pk, state=InboundMessage.State.RECEIVED).update(
         state=InboundMessage.State.PROCESSED,
         kind=result.kind,
@@ -74,7 +81,6 @@ def inbound_process(*, inbound_id: int) -> str:
         outcome=outcome,
         raw=None,  # the bytes are in storage now (``_inbound_raw``)
     )
-    return result.kind
 
 
 def _inbound_raw(inbound: InboundMessage) -> bytes:
@@ -132,17 +138,21 @@ def _envelope_accept(
     result: Classification,
     now: dt.datetime,
 ) -> dict:
-    """Take charge of the recipients not yet covered, then deliver (or report a virus) to each.
+    """Take charge of the recipients not yet covered, deliver (or report a virus) to each, and
+    mark the row processed: all in one transaction, so a crash anywhere leaves the row to the
+    retry sweep with nothing half-done, and the log rows go in with one lock of the log head,
+    taken at the end (not held while messages are stored and receipts signed).
 
     Recipients are claimed one by one (unique pec_id × recipient), so a peer that splits an
     envelope over several SMTP transactions gets one take-charge per transaction covering
-    the new recipients, and one that resends it gets none.
+    the new recipients, and one that resends it gets none. The receipts go out after the commit.
     """
     identity = pki.load_identity()
     provider = result.signature.provider
     tx = _envelope_transaction(headers, result, now)
     recipients = _local_recipients(inbound)
     outcome: dict = {"recipients": {}}
+    events: list[LogEvent] = []
     # Scanned first: a scanner outage leaves nothing half-done, the retry sweep comes back later.
     virus = scanner.scan(result.postacert or raw)
     with transaction.atomic():
@@ -175,34 +185,41 @@ def _envelope_accept(
                 kind=built.kind,
                 pec_id=tx.pec_id,
             )
-            log_append(
-                event="presa-in-carico",
-                identifier=built.message_id.strip("<>"),
-                msgid=f"<{tx.pec_id}>",
-                sender=tx.sender,
-                recipients=claimed,
-                subject=tx.subject,
-                related_ids=[tx.pec_id],
-                provider=provider.name,
-                at=now,
+            events.append(
+                LogEvent(
+                    event="presa-in-carico",
+                    identifier=built.message_id.strip("<>"),
+                    msgid=f"<{tx.pec_id}>",
+                    sender=tx.sender,
+                    recipients=claimed,
+                    subject=tx.subject,
+                    related_ids=[tx.pec_id],
+                    provider=provider.name,
+                    at=now,
+                )
             )
             outcome["take_charge"] = built.message_id
-    pending = InboundDelivery.objects.filter(
-        pec_id=tx.pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
-    ).values_list("id", "recipient")
-    for row_id, recipient in list(pending):
-        outcome["recipients"][recipient] = _recipient_deliver(
-            row_id=row_id,
-            recipient=recipient,
-            raw=raw,
-            result=result,
-            tx=tx,
-            provider=provider,
-            virus=virus,
-            now=now,
-        )
-    if virus:
-        scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id)
+        # Claimed by this run or left pending by an earlier one that failed after its claims.
+        pending = InboundDelivery.objects.filter(
+            pec_id=tx.pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
+        ).values_list("id", "recipient")
+        for row_id, recipient in list(pending):
+            outcome["recipients"][recipient], event = _recipient_deliver(
+                row_id=row_id,
+                recipient=recipient,
+                raw=raw,
+                result=result,
+                tx=tx,
+                provider=provider,
+                virus=virus,
+                now=now,
+            )
+            if event is not None:
+                events.append(event)
+        if virus:
+            scanner.quarantine_put(raw=raw, reason=virus, pec_id=tx.pec_id)
+        log_append_many(events)
+        _mark_processed(inbound, result, now, outcome)
     return outcome
 
 
@@ -216,69 +233,68 @@ def _recipient_deliver(
     provider,  # noqa: ANN001 - TrustedProvider
     virus: str | None,
     now: dt.datetime,
-) -> str:
-    """Deliver one claimed recipient (its InboundDelivery row) and queue its receipt, in one
-    transaction; returns the outcome ("duplicate" if another run got there first)."""
+) -> tuple[str, LogEvent | None]:
+    """Deliver one claimed recipient (its InboundDelivery row) and queue its receipt, inside the
+    caller's transaction; returns the outcome ("duplicate" if another run got there first) and
+    the event for the provider log."""
     identity = pki.load_identity()
-    with transaction.atomic():
-        final = InboundDelivery.Outcome.VIRUS if virus else InboundDelivery.Outcome.DELIVERED
-        claimed = InboundDelivery.objects.filter(pk=row_id, outcome=InboundDelivery.Outcome.PENDING).update(
-            outcome=final
+    final = InboundDelivery.Outcome.VIRUS if virus else InboundDelivery.Outcome.DELIVERED
+    claimed = InboundDelivery.objects.filter(pk=row_id, outcome=InboundDelivery.Outcome.PENDING).update(
+        outcome=final
+    )
+    if not claimed:
+        return "duplicate", None
+    if virus:
+        built = envelopes.build_virus_detection(
+            tx, recipient, virus, identity=identity, to=provider.mail_receipt
         )
-        if not claimed:
-            return "duplicate"
-        if virus:
-            built = envelopes.build_virus_detection(
-                tx, recipient, virus, identity=identity, to=provider.mail_receipt
-            )
-            InboundDelivery.objects.filter(pk=row_id).update(notice_message_id=built.message_id)
-            outcome = final
-            outbound_enqueue(
-                raw=built.raw,
-                mail_from=identity.service_address,
-                recipients=[provider.mail_receipt],
-                kind=built.kind,
-                pec_id=tx.pec_id,
-            )
-            event = "rilevazione-virus"
-        else:
-            # ``result`` is raw's classification from inbound_process: no second verification.
-            (delivered,) = envelope_deliver_local(raw=raw, recipients=[recipient], classification=result)
-            built, kind = delivery_receipt_build(
-                envelope=raw,
-                recipient=recipient,
-                delivered=delivered.outcome == "delivered",
-                when=now,
-                classification=result,
-            )
-            outcome = delivered.outcome
-            InboundDelivery.objects.filter(pk=row_id).update(
-                outcome=outcome,
-                message_id=delivered.message.pk if delivered.message else None,
-                notice_message_id=built.message_id,
-            )
-            # Receipts go to the sender (daticert mittente) through the sender's provider.
-            outbound_enqueue(
-                raw=built.raw,
-                mail_from=identity.service_address,
-                recipients=[tx.sender],
-                kind=kind,
-                pec_id=tx.pec_id,
-            )
-            event = kind
-        log_append(
-            event=event,
-            identifier=built.message_id.strip("<>"),
-            msgid=f"<{tx.pec_id}>",
-            sender=tx.sender,
-            recipients=[recipient],
-            subject=tx.subject,
-            related_ids=[tx.pec_id],
-            provider=provider.name,
-            details={"virus": virus} if virus else None,
-            at=now,
+        InboundDelivery.objects.filter(pk=row_id).update(notice_message_id=built.message_id)
+        outcome = final
+        outbound_enqueue(
+            raw=built.raw,
+            mail_from=identity.service_address,
+            recipients=[provider.mail_receipt],
+            kind=built.kind,
+            pec_id=tx.pec_id,
         )
-        return outcome
+        event = "rilevazione-virus"
+    else:
+        # ``result`` is raw's classification from inbound_process: no second verification.
+        (delivered,) = envelope_deliver_local(raw=raw, recipients=[recipient], classification=result)
+        built, kind = delivery_receipt_build(
+            envelope=raw,
+            recipient=recipient,
+            delivered=delivered.outcome == "delivered",
+            when=now,
+            classification=result,
+        )
+        outcome = delivered.outcome
+        InboundDelivery.objects.filter(pk=row_id).update(
+            outcome=outcome,
+            message_id=delivered.message.pk if delivered.message else None,
+            notice_message_id=built.message_id,
+        )
+        # Receipts go to the sender (daticert mittente) through the sender's provider.
+        outbound_enqueue(
+            raw=built.raw,
+            mail_from=identity.service_address,
+            recipients=[tx.sender],
+            kind=kind,
+            pec_id=tx.pec_id,
+        )
+        event = kind
+    return outcome, LogEvent(
+        event=event,
+        identifier=built.message_id.strip("<>"),
+        msgid=f"<{tx.pec_id}>",
+        sender=tx.sender,
+        recipients=[recipient],
+        subject=tx.subject,
+        related_ids=[tx.pec_id],
+        provider=provider.name,
+        details={"virus": virus} if virus else None,
+        at=now,
+    )
 
 
 def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:

@@ -167,6 +167,77 @@ def test_it_is_idempotent_when_the_processing_task_runs_again(
     assert len(routed_sink.messages) == 2
 
 
+def test_a_failure_after_the_take_charge_leaves_nothing_half_done_and_a_rerun_does_it_all_once(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Take-charge, deliveries, receipts, log rows and the processed mark commit together."""
+    from pecmail.certification.models import ProviderLogEntry
+    from pecmail.transport.models import OutboundMessage
+
+    raw = envelope_from(remote_provider, to=[bob.address], cc=[carol.address])
+    inbound, _item = services.inbound_store(
+        raw=raw, mail_from="alice@pec-a.test", rcpt_tos=[bob.address, carol.address]
+    )
+    logged = ProviderLogEntry.objects.count()
+    real = incoming.delivery_receipt_build
+    calls = []
+
+    def fail_on_the_second(**kwargs):
+        calls.append(kwargs["recipient"])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(**kwargs)
+
+    monkeypatch.setattr(incoming, "delivery_receipt_build", fail_on_the_second)
+    with pytest.raises(OSError), django_capture_on_commit_callbacks(execute=True):
+        incoming.inbound_process(inbound_id=inbound.pk)
+    assert services.InboundMessage.objects.get(pk=inbound.pk).state == "received"
+    assert not TakeCharge.objects.exists() and not InboundDelivery.objects.exists()
+    assert not OutboundMessage.objects.exists() and routed_sink.messages == []
+    assert inbox(bob) == [] and inbox(carol) == []
+    assert ProviderLogEntry.objects.count() == logged
+
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert incoming.inbound_process(inbound_id=inbound.pk) == "posta-certificata"
+    assert services.InboundMessage.objects.get(pk=inbound.pk).state == "processed"
+    assert len(inbox(bob)) == 1 and len(inbox(carol)) == 1
+    assert TakeCharge.objects.count() == 1 and len(routed_sink.messages) == 3
+    events = list(
+        ProviderLogEntry.objects.filter(seq__gt=logged)
+        .exclude(event="smtp-sent")
+        .order_by("seq")
+        .values_list("event", flat=True)
+    )
+    assert events == ["presa-in-carico", "avvenuta-consegna", "avvenuta-consegna"]
+    from pecmail.certification.log import log_verify
+
+    assert log_verify().ok
+
+
+def test_the_log_head_is_locked_once_per_envelope_at_the_end_of_its_transaction(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    """Not held while messages are stored and receipts signed: other writers wait for a commit only."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    raw = envelope_from(remote_provider, to=[bob.address], cc=[carol.address])
+    inbound, _item = services.inbound_store(
+        raw=raw, mail_from="alice@pec-a.test", rcpt_tos=[bob.address, carol.address]
+    )
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+        incoming.inbound_process(inbound_id=inbound.pk)
+    sql = [q["sql"] for q in queries]
+    head = [i for i, q in enumerate(sql) if "certification_providerloghead" in q]
+    assert len(head) == 2  # one locking read, one update
+    after = [q for q in sql[head[0] :] if not q.startswith(("SAVEPOINT", "RELEASE"))]
+    assert "certification_providerlogentry" in after[1]
+    assert "certification_providerloghead" in after[2]
+    assert "transport_inboundmessage" in after[3] and after[3].startswith("UPDATE")
+    assert len(after) == 4 or after[4] == "COMMIT"
+
+
 def test_spooled_bytes_that_do_not_match_their_digest_are_not_processed(bob, remote_provider, routed_sink):
     """A damaged spool is reported, not delivered: the row waits, bytes and all, for the operator."""
     from pecmail.mail import storage
