@@ -17,7 +17,9 @@ come from ``pecmail.certification``; this module only decides, stores and links.
 For the transport engineer:
 - Recipients outside ``settings.PEC_DOMAIN`` stay ``Delivery.State.QUEUED``; the transport
   envelope to relay is ``storage.raw_get(delivery.message.envelope_sha256)``. The signal
-  ``envelope_accepted`` fires after commit with ``message_id`` and ``remote_recipients``.
+  ``envelope_accepted`` fires inside the accepting transaction with ``message_id``,
+  ``remote_recipients``, ``message`` and ``envelope`` (the signed bytes), so what a receiver
+  queues commits with the acceptance or not at all.
 - A transport envelope that arrives over SMTP for local recipients is delivered with
   ``envelope_deliver_local(raw=…, recipients=[…])``; the delivery receipts it calls for are built
   with ``delivery_receipt_build(envelope=…, recipient=…, delivered=…)`` and go back to the sender.
@@ -53,7 +55,10 @@ from .models import Delivery, Folder, Mailbox, Message
 
 logger = logging.getLogger(__name__)
 
-# Sent after the commit that accepted a submission: kwargs message_id, remote_recipients.
+# Sent inside the transaction that accepts a submission with remote recipients: kwargs
+# message_id, remote_recipients, message (the Sent copy), envelope (the transport envelope's
+# bytes). Receivers write only to the database (and content-addressed storage) and defer
+# anything else with on_commit: their rows commit with the acceptance or roll back with it.
 envelope_accepted = Signal()
 
 # Sent (inside the storing transaction) when a message is filed in a mailbox's Inbox by any
@@ -211,6 +216,7 @@ def message_accept(*, message_id: int) -> str:
         envelope = envelopes.build_transport_envelope(tx, raw, identity=identity)
         envelope_sha256 = storage.raw_put(envelope.raw)
         Message.objects.filter(pk=sent.pk).update(pec_id=pec_id, envelope_sha256=envelope_sha256)
+        sent.pec_id, sent.envelope_sha256 = pec_id, envelope_sha256
         to = {a.lower() for a in sent.to_addresses}
         rcpt = recipients_of(sent)
         Delivery.objects.bulk_create(
@@ -241,8 +247,12 @@ def message_accept(*, message_id: int) -> str:
         if len(remote) < len(rcpt):
             tasks.message_deliver_local.delay_on_commit(sent.pk)
         if remote:
-            transaction.on_commit(
-                lambda: envelope_accepted.send(sender=Message, message_id=sent.pk, remote_recipients=remote)
+            envelope_accepted.send(
+                sender=Message,
+                message_id=sent.pk,
+                remote_recipients=remote,
+                message=sent,
+                envelope=envelope.raw,
             )
         return "accepted"
 

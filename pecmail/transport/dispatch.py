@@ -1,9 +1,11 @@
 """From an accepted submission to SMTP: queue the transport envelope for remote recipients.
 
 MAIL-CORE's pipeline leaves recipients outside our domain ``Delivery.State.QUEUED`` and
-fires ``envelope_accepted`` after its commit; ``envelope_dispatch`` queues the envelope and
-the deadlines in one transaction. ``dispatch_sweep`` catches a submission whose signal was
-lost to a crash between that commit and the signal.
+fires ``envelope_accepted`` inside the transaction that accepts the submission;
+``envelope_dispatch`` queues the envelope and the deadlines there, so they commit with the
+acceptance (the 12 h / 24 h clocks start with it) and the send follows that commit.
+``dispatch_sweep`` catches an accepted submission left without them (a receiver that was not
+connected, or rows removed by hand).
 """
 
 from __future__ import annotations
@@ -29,15 +31,25 @@ WARN_AFTER = dt.timedelta(hours=12)
 EXPIRE_AFTER = dt.timedelta(hours=23, minutes=30)
 
 
-def envelope_dispatch(*, message_id: int, now: dt.datetime | None = None) -> int:
+def envelope_dispatch(
+    *,
+    message_id: int,
+    now: dt.datetime | None = None,
+    sent: Message | None = None,
+    raw: bytes | None = None,
+) -> int:
     """Queue the transport envelope of sent message ``message_id`` for its remote recipients.
 
     Returns how many recipients were queued now (0 when already done: safe to run twice).
-    Certified recipients get their 12 h / 24 h deadlines; esterno ones get none.
+    Certified recipients get their 12 h / 24 h deadlines; esterno ones get none. The accepting
+    transaction passes the Sent copy (``sent``, with its mailbox) and the envelope's bytes
+    (``raw``) it holds, so they are not read back.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        sent = Message.objects.select_related("mailbox").get(pk=message_id)
+    with transaction.atomic(savepoint=False):
+        if sent is None or sent.pk != message_id:
+            sent = Message.objects.select_related("mailbox").get(pk=message_id)
+            raw = None
         if not sent.envelope_sha256:
             return 0
         remote = [
@@ -51,7 +63,8 @@ def envelope_dispatch(*, message_id: int, now: dt.datetime | None = None) -> int
         todo = [d for d in remote if d.recipient.lower() not in queued]
         if not todo:
             return 0
-        raw = storage.raw_get(sent.envelope_sha256)
+        if raw is None:
+            raw = storage.raw_get(sent.envelope_sha256)
         outbound_enqueue(
             raw=raw,
             mail_from=sent.mailbox.address,

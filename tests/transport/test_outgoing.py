@@ -15,6 +15,7 @@ from pecmail.mail import storage
 from pecmail.mail.models import Delivery, Folder, Message
 from pecmail.transport import deadlines, services
 from pecmail.transport.models import DeliveryDeadline, OutboundMessage, OutboxItem
+from pecmail.transport.outbound import outbound_enqueue as outbound_enqueue_real
 
 from .conftest import free_port, register_provider
 
@@ -318,6 +319,38 @@ def test_a_worker_hands_a_transient_failure_to_the_task_with_its_backoff_and_coo
     third = OutboundMessage.objects.latest("id")
     assert third.attempts == 0
     assert in_worker == [{"kwargs": {"outbound_id": third.pk}, "countdown": None}]
+
+
+def test_the_envelope_and_its_deadlines_are_queued_in_the_transaction_that_accepts_it(
+    alice, provider_b, routed_sink, submit, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A dispatch that fails rolls the acceptance back (nothing accepted without its send and
+    deadlines); the pipeline retry then accepts and dispatches once."""
+    from pecmail.mail import tasks as mail_tasks
+    from pecmail.mail.pipeline import message_accept
+    from pecmail.transport import dispatch
+
+    def broken(**kwargs):
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(dispatch, "outbound_enqueue", broken)
+    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *a, **kw: None)
+    sent = submit(to=[BOB], cc=[])
+    with pytest.raises(OSError):
+        message_accept(message_id=sent.pk)
+    sent.refresh_from_db()
+    assert (sent.submission_state, sent.pec_id) == (Message.Submission.PENDING, "")
+    assert inbox(alice) == [] and not Delivery.objects.filter(message=sent).exists()
+    assert not OutboundMessage.objects.exists() and not DeliveryDeadline.objects.exists()
+
+    monkeypatch.setattr(dispatch, "outbound_enqueue", outbound_enqueue_real)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert message_accept(message_id=sent.pk) == "accepted"
+    (row,) = OutboundMessage.objects.all()
+    (deadline,) = DeliveryDeadline.objects.all()
+    assert deadline.delivery.message_id == sent.pk and row.sent_message_id == sent.pk
+    assert [m["rcpt_tos"] for m in routed_sink.messages] == [[BOB]]
+    assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE]
 
 
 def test_it_dispatches_a_submission_whose_signal_was_lost(
