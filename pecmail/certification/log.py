@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -124,6 +126,44 @@ class LogEvent:
     at: dt.datetime | None = None
 
 
+# Events held back by ``log_deferred`` in this thread: (event, marker) pairs, or None.
+_deferred = threading.local()
+
+
+class _Marker:
+    """An on_commit no-op standing for one deferred event: Django drops the callbacks of a
+    savepoint that is rolled back, so an event whose marker is gone was rolled back with it."""
+
+    def __call__(self) -> None:
+        return None
+
+
+@contextmanager
+def log_deferred() -> Iterator[None]:
+    """Append what is logged inside the block all at once, at its end, under one lock of the head.
+
+    For a transaction that logs several events between longer work (storing messages, signing
+    receipts): the head row is then locked by the last statements of the transaction only, so
+    other writers wait for a commit, not for that work. Use it inside the transaction
+    (``with transaction.atomic(), log_deferred():``). An event logged in a savepoint that is
+    rolled back is dropped with it, as an immediate append would be; nothing is appended if the
+    block raises. A nested block joins the outermost one.
+    """
+    if getattr(_deferred, "events", None) is not None:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("log_deferred() runs inside transaction.atomic()")
+    events: list[tuple[LogEvent, _Marker]] = []
+    _deferred.events = events
+    try:
+        yield
+    finally:
+        _deferred.events = None
+    live = {id(func) for _sids, func, _robust in connection.run_on_commit}
+    log_append_many(event for event, marker in events if id(marker) in live)
+
+
 def log_append(
     *,
     event: str,
@@ -136,13 +176,14 @@ def log_append(
     provider: str = "",
     details: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
-) -> ProviderLogEntry:
+) -> ProviderLogEntry | None:
     """Append one event to the provider log and return the stored row.
 
     ``at`` is the transaction's single timestamp (SPEC §7.2; default now). Runs in its own
     atomic block: inside a caller's transaction the log row commits or rolls back with it.
+    Inside ``log_deferred`` the row is written at the end of that block and None is returned.
     """
-    (entry,) = log_append_many(
+    entries = log_append_many(
         [
             LogEvent(
                 event=event,
@@ -158,14 +199,15 @@ def log_append(
             )
         ]
     )
-    return entry
+    return entries[0] if entries else None
 
 
 def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
     """Append several events in order under one lock of the head row (group commit).
 
     The chain is the same as appending them one by one: each row's ``prev_hash`` is the
-    previous row's ``hash``. All rows commit or roll back together with the caller.
+    previous row's ``hash``. All rows commit or roll back together with the caller. Inside
+    ``log_deferred`` they are written at the end of that block and nothing is returned.
     """
     now = timezone.now()
     pending = []
@@ -177,6 +219,14 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
             raise ValueError("at must be an aware datetime")
         pending.append((item, at))
     if not pending:
+        return []
+    deferred = getattr(_deferred, "events", None)
+    if deferred is not None:
+        # Timestamped now, written at the end of the log_deferred block.
+        for item, at in pending:
+            marker = _Marker()
+            transaction.on_commit(marker)
+            deferred.append((replace(item, at=at), marker))
         return []
     entries = []
     # No savepoint inside a caller's transaction (two round trips per append saved): a failure

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 from django.conf import settings
 
@@ -17,7 +15,6 @@ app.conf.beat_schedule = {
     "transport.deadlines_sweep": {"task": "transport.deadlines_sweep", "schedule": 60.0},
 }
 
-log = logging.getLogger(__name__)
 
 COMMON = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -51,21 +48,11 @@ def inbound_process_many(inbound_ids: list[int]) -> dict[str, int]:
     """Process what one group commit of ``pec smtpd`` stored: one Celery message per batch.
 
     A message that fails stays ``received`` and ``inbound_retry_due`` runs it again; the
-    others of its batch are not held back by it.
+    others of its batch are not held back by it (``incoming.inbound_process_batch``).
     """
-    from .incoming import inbound_process as process
+    from .incoming import inbound_process_batch
 
-    outcomes: dict[str, int] = {}
-    for inbound_id in inbound_ids:
-        try:
-            outcome = process(inbound_id=inbound_id)
-        except Exception:
-            log.exception(
-                "transport: processing inbound %s failed; the retry sweep will run it again", inbound_id
-            )
-            outcome = "failed"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    return inbound_process_batch(inbound_ids)
 
 
 @shared_task(bind=True, name="transport.outbound_send", max_retries=None, **COMMON)

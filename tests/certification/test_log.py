@@ -56,6 +56,61 @@ def test_it_chains_the_rows(db):
     assert report.rows == 3
 
 
+def test_a_deferred_block_appends_its_events_at_its_end_under_one_lock_of_the_head(db):
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    ProviderLogHead.objects.create(pk=log.HEAD_ID, hash=log.GENESIS, anchor_prev_hash=log.GENESIS)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic(), log.log_deferred():
+        assert append(2) == [None, None]
+        assert ProviderLogEntry.objects.count() == 0  # nothing written yet, the head not locked
+        assert not [q for q in queries if "providerloghead" in q["sql"]]
+        with log.log_deferred():  # a nested block joins the outer one
+            append(1, at=T0 + dt.timedelta(hours=1))
+        with transaction.atomic():
+            append(1, at=T0 + dt.timedelta(hours=2))
+    head = [q["sql"] for q in queries if "providerloghead" in q["sql"]]
+    assert len(head) == 2  # one locking read, one update: for all four rows
+    rows = list(ProviderLogEntry.objects.order_by("seq"))
+    assert [r.at for r in rows] == [
+        T0,
+        T0 + dt.timedelta(minutes=1),
+        T0 + dt.timedelta(hours=1),
+        T0 + dt.timedelta(hours=2),
+    ]
+    assert log.log_verify().ok and log.log_verify().rows == 4
+
+
+def test_a_deferred_event_goes_with_a_rolled_back_savepoint_and_a_failed_block_appends_nothing(db):
+    from django.db import transaction
+
+    with transaction.atomic(), log.log_deferred():
+        append(1)
+        try:
+            with transaction.atomic():
+                log.log_append(event="rolled-back", identifier="x")
+                raise ValueError
+        except ValueError:
+            pass
+        log.log_append(event="kept", identifier="y")
+    assert list(ProviderLogEntry.objects.order_by("seq").values_list("event", flat=True)) == [
+        ProviderLogEntry.Event.ACCEPTANCE,
+        "kept",
+    ]
+    with pytest.raises(ValueError), transaction.atomic(), log.log_deferred():
+        log.log_append(event="never", identifier="z")
+        raise ValueError
+    assert ProviderLogEntry.objects.count() == 2 and log.log_verify().ok
+    log.log_append(event="after", identifier="w")  # and the next append is immediate again
+    assert ProviderLogEntry.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_block_needs_a_transaction():
+    with pytest.raises(RuntimeError, match="inside transaction.atomic"), log.log_deferred():
+        pass
+
+
 def test_it_stores_hostile_text(db):
     entry = log.log_append(event="ricezione", identifier="x", subject="nul\x00byte", details={"raw": "\x00"})
     assert ProviderLogEntry.objects.get(pk=entry.pk).subject == "nul\ufffdbyte"

@@ -354,6 +354,41 @@ def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     assert storage.raw_get(broken.raw_sha256) == requests[1].raw
 
 
+def test_a_batch_is_processed_in_one_transaction_with_one_lock_of_the_log_head(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pecmail.certification.log import log_verify
+    from pecmail.transport import tasks
+
+    requests = [
+        services.InboundRequest(
+            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
+            mail_from="alice@pec-a.test",
+            rcpt_tos=[mailbox.address],
+        )
+        for n, mailbox in enumerate([bob, carol, bob])
+    ]
+    stored = services.inbound_store_many(requests)
+    (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        assert tasks.inbound_process_many(**item.kwargs) == {"posta-certificata": 3}
+    head = [q["sql"] for q in queries if "certification_providerloghead" in q["sql"]]
+    assert len(head) == 2  # one locking read and one update for the whole batch
+    assert routed_sink.messages == []  # the receipts go out after the commit
+    for callback in callbacks:
+        callback()
+    assert len(routed_sink.messages) == 6  # a take-charge and a delivery receipt each
+    assert len(inbox(bob)) == 2 and len(inbox(carol)) == 1
+    assert set(services.InboundMessage.objects.values_list("state", flat=True)) == {"processed"}
+    assert log_verify().ok
+
+
 def test_the_smtpd_writer_merges_the_rows_of_several_commits_into_one_task(
     bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
 ):
