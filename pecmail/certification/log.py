@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from pecmail.certification.models import ProviderLogEntry, ProviderLogHead
+from pecmail.lib import oncommit
 
 GENESIS = "0" * 64
 RETENTION_MONTHS = 30
@@ -130,14 +131,6 @@ class LogEvent:
 _deferred = threading.local()
 
 
-class _Marker:
-    """An on_commit no-op standing for one deferred event: Django drops the callbacks of a
-    savepoint that is rolled back, so an event whose marker is gone was rolled back with it."""
-
-    def __call__(self) -> None:
-        return None
-
-
 @contextmanager
 def log_deferred() -> Iterator[None]:
     """Append what is logged inside the block all at once, at its end, under one lock of the head.
@@ -154,14 +147,13 @@ def log_deferred() -> Iterator[None]:
         return
     if not connection.in_atomic_block:
         raise RuntimeError("log_deferred() runs inside transaction.atomic()")
-    events: list[tuple[LogEvent, _Marker]] = []
+    events: list[tuple[LogEvent, oncommit.Marker]] = []
     _deferred.events = events
     try:
         yield
     finally:
         _deferred.events = None
-    live = {id(func) for _sids, func, _robust in connection.run_on_commit}
-    log_append_many(event for event, marker in events if id(marker) in live)
+    log_append_many(oncommit.alive(events))
 
 
 def log_append(
@@ -223,10 +215,7 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
     deferred = getattr(_deferred, "events", None)
     if deferred is not None:
         # Timestamped now, written at the end of the log_deferred block.
-        for item, at in pending:
-            marker = _Marker()
-            transaction.on_commit(marker)
-            deferred.append((replace(item, at=at), marker))
+        deferred.extend((replace(item, at=at), oncommit.marker()) for item, at in pending)
         return []
     entries = []
     # No savepoint inside a caller's transaction (two round trips per append saved): a failure

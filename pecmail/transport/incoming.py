@@ -34,7 +34,7 @@ from pecmail.mail.services import message_store
 from . import scanner
 from .models import InboundDelivery, InboundMessage, TakeCharge
 from .notices import delivery_error_issue
-from .outbound import outbound_enqueue
+from .outbound import outbound_batch, outbound_enqueue
 from .services import service_address
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def inbound_process_batch(inbound_ids: list[int]) -> dict[str, int]:
     any of them fail, that transaction is rolled back and each message is processed on its
     own: the failing one stays ``received`` for the retry sweep (``inbound_retry_due``) and
     holds back none of the others. What a transaction queues (receipts to send) goes out after
-    its commit.
+    its commit, in one handoff (``outbound_batch``).
     """
     outcomes: dict[str, int] = {}
     for start in range(0, len(inbound_ids), BATCH_MAX):
@@ -103,7 +103,7 @@ def inbound_process_batch(inbound_ids: list[int]) -> dict[str, int]:
         done: list[str] | None = None
         if len(chunk) > 1:
             try:
-                with transaction.atomic(), log_deferred():
+                with transaction.atomic(), log_deferred(), outbound_batch():
                     done = [inbound_process(inbound_id=inbound_id) for inbound_id in chunk]
             except Exception:
                 log.warning(
@@ -199,7 +199,7 @@ def _envelope_accept(
     events: list[LogEvent] = []
     # Scanned first: a scanner outage leaves nothing half-done, the retry sweep comes back later.
     virus = scanner.scan(result.postacert or raw)
-    with transaction.atomic():
+    with transaction.atomic(), outbound_batch():
         claimed = []
         for recipient in recipients:
             try:

@@ -19,13 +19,16 @@ import ssl
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from pecmail.lib import oncommit
 from pecmail.mail import storage
 
 from .models import OutboundMessage
@@ -130,8 +133,42 @@ def outbound_enqueue(
                 created.append(row)
             rows.append(row)
         if created:
-            transaction.on_commit(lambda: outbound_handoff(created))
+            batch = getattr(_batch, "rows", None)
+            if batch is None:
+                transaction.on_commit(lambda: outbound_handoff(created))
+            else:
+                batch.extend((row, oncommit.marker()) for row in created)
     return rows
+
+
+# Rows held for one handoff by ``outbound_batch`` in this thread: (row, marker) pairs, or None.
+_batch = threading.local()
+
+
+@contextmanager
+def outbound_batch() -> Iterator[None]:
+    """Hand every row queued inside the block to one ``outbound_handoff`` after the commit.
+
+    For a transaction that queues several messages (the take-charge and delivery receipts of a
+    batch of envelopes): they go out one after the other over the kept sessions and their
+    answers are recorded in one transaction. Use it inside the transaction
+    (``with transaction.atomic(), outbound_batch():``); a row queued in a savepoint that is
+    rolled back is dropped with it. A nested block joins the outermost one.
+    """
+    if getattr(_batch, "rows", None) is not None:
+        yield
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("outbound_batch() runs inside transaction.atomic()")
+    held: list[tuple[OutboundMessage, oncommit.Marker]] = []
+    _batch.rows = held
+    try:
+        yield
+    finally:
+        _batch.rows = None
+    ready = oncommit.alive(held)
+    if ready:
+        transaction.on_commit(lambda: outbound_handoff(ready))
 
 
 def _in_worker_task() -> bool:
@@ -175,20 +212,44 @@ def outbound_handoff(rows: list[OutboundMessage]) -> None:
     lately: it goes out right after the commit that queued it (no broker round trip, no second
     task, and the peer gets it at once). A row for any other domain goes to the task, so that a
     slow or unreachable peer never holds up the task that queued it (a delivery, an
-    acceptance). Rows that need a retry go to the task with their backoff as countdown; a row
-    whose send fails unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once
-    it expires.
+    acceptance). The claimed rows are sent one after the other and their answers recorded in
+    one transaction (one commit and one lock of the log head for all of them). Rows that need
+    a retry go to the task with their backoff as countdown; a row whose send or record fails
+    unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once it expires.
     """
+    from pecmail.certification.log import log_deferred
+
+    attempts: list[tuple[OutboundMessage, SmtpOutcome]] = []
     for row in rows:
         if row.state != OutboundMessage.State.SENDING:
             _publish_send(row.pk)
             continue
         try:
-            _send_claimed(row, now=timezone.now())
-        except OutboundRetry as retry:
-            _publish_send(row.pk, countdown=retry.countdown)
+            attempts.append((row, _attempt(row)))
         except Exception:
             log.exception("outbound: sending row %s failed; the retry sweep will resend it", row.pk)
+    if not attempts:
+        return
+    now = timezone.now()
+    recorded: list[tuple[OutboundMessage, str, dt.timedelta]] = []
+    try:
+        with transaction.atomic(), log_deferred():
+            for row, outcome in attempts:
+                recorded.append((row, *_record(row, outcome, now=now)))
+    except Exception:
+        log.exception(
+            "outbound: recording %d sends together failed; recording them one by one", len(attempts)
+        )
+        recorded = []
+        for row, outcome in attempts:
+            try:
+                with transaction.atomic():
+                    recorded.append((row, *_record(row, outcome, now=now)))
+            except Exception:
+                log.exception("outbound: recording row %s failed; the retry sweep will resend it", row.pk)
+    for row, state, delay in recorded:
+        if state == OutboundMessage.State.QUEUED:
+            _publish_send(row.pk, countdown=int(delay.total_seconds()))
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -469,8 +530,16 @@ def outbound_send(*, outbound_id: int, now: dt.datetime | None = None) -> str:
 
 def _send_claimed(row: OutboundMessage, *, now: dt.datetime) -> str:
     """Send a row this process holds the claim of, and record each recipient's answer."""
-    from pecmail.certification.log import log_append
+    outcome = _attempt(row)
+    with transaction.atomic():
+        state, delay = _record(row, outcome, now=now)
+    if state == OutboundMessage.State.QUEUED:
+        raise OutboundRetry(countdown=int(delay.total_seconds()))
+    return state
 
+
+def _attempt(row: OutboundMessage) -> SmtpOutcome:
+    """Hand a claimed row to its domain over SMTP (no database work): each recipient's answer."""
     pending = [r for r in row.recipients if r not in row.results]
     raw = storage.raw_get(row.raw_sha256)
     try:
@@ -483,59 +552,65 @@ def _send_claimed(row: OutboundMessage, *, now: dt.datetime) -> str:
         _reached[row.domain] = time.monotonic()
     elif outcome.transient:
         _reached.pop(row.domain, None)
+    return outcome
+
+
+def _record(row: OutboundMessage, outcome: SmtpOutcome, *, now: dt.datetime) -> tuple[str, dt.timedelta]:
+    """Record an attempt's answers inside the caller's transaction: the row's new state, the
+    log rows, the notices they call for; returns (state, the backoff before a retry)."""
+    from pecmail.certification.log import log_append
+
+    results = dict(row.results)
     for recipient, reply in outcome.accepted.items():
-        row.results[recipient] = {"code": 250, "reply": reply}
+        results[recipient] = {"code": 250, "reply": reply}
     for recipient, (code, reply) in outcome.permanent.items():
-        row.results[recipient] = {"code": code, "reply": reply}
-    with transaction.atomic():
-        if outcome.accepted:
-            log_append(
-                event="smtp-sent",
-                identifier=row.pec_id or f"outbound-{row.pk}",
-                sender=row.mail_from,
-                recipients=list(outcome.accepted),
-                details={"kind": row.kind, "domain": row.domain, "attempt": row.attempts},
-            )
-        if outcome.accepted:
-            from .notices import outbound_accepted
-
-            outbound_accepted(row=row, accepted=list(outcome.accepted), when=now)
-        if outcome.permanent:
-            log_append(
-                event="smtp-refused",
-                identifier=row.pec_id or f"outbound-{row.pk}",
-                sender=row.mail_from,
-                recipients=list(outcome.permanent),
-                details={r: f"{c} {t}" for r, (c, t) in outcome.permanent.items()},
-            )
-            from .notices import outbound_refused
-
-            outbound_refused(row=row, refused=outcome.permanent)
-        if outcome.transient and row.attempts < max_attempts() and now - row.created_at < give_up_after():
-            state = OutboundMessage.State.QUEUED
-        elif outcome.transient:
-            state = OutboundMessage.State.FAILED
-            log_append(
-                event="smtp-gave-up",
-                identifier=row.pec_id or f"outbound-{row.pk}",
-                sender=row.mail_from,
-                recipients=list(outcome.transient),
-                details={r: f"{c} {t}" for r, (c, t) in outcome.transient.items()},
-            )
-        else:
-            state = OutboundMessage.State.SENT
-        delay = backoff(row.attempts)
-        last = next(iter(outcome.transient.values()), None) or next(iter(outcome.permanent.values()), None)
-        OutboundMessage.objects.filter(pk=row.pk).update(
-            state=state,
-            results=row.results,
-            sent_at=now if state == OutboundMessage.State.SENT else None,
-            next_attempt_at=now + delay,
-            last_reply=f"{last[0]} {last[1]}" if last else "",
+        results[recipient] = {"code": code, "reply": reply}
+    if outcome.accepted:
+        log_append(
+            event="smtp-sent",
+            identifier=row.pec_id or f"outbound-{row.pk}",
+            sender=row.mail_from,
+            recipients=list(outcome.accepted),
+            details={"kind": row.kind, "domain": row.domain, "attempt": row.attempts},
         )
-    if state == OutboundMessage.State.QUEUED:
-        raise OutboundRetry(countdown=int(delay.total_seconds()))
-    return state
+        from .notices import outbound_accepted
+
+        outbound_accepted(row=row, accepted=list(outcome.accepted), when=now)
+    if outcome.permanent:
+        log_append(
+            event="smtp-refused",
+            identifier=row.pec_id or f"outbound-{row.pk}",
+            sender=row.mail_from,
+            recipients=list(outcome.permanent),
+            details={r: f"{c} {t}" for r, (c, t) in outcome.permanent.items()},
+        )
+        from .notices import outbound_refused
+
+        outbound_refused(row=row, refused=outcome.permanent)
+    if outcome.transient and row.attempts < max_attempts() and now - row.created_at < give_up_after():
+        state = OutboundMessage.State.QUEUED
+    elif outcome.transient:
+        state = OutboundMessage.State.FAILED
+        log_append(
+            event="smtp-gave-up",
+            identifier=row.pec_id or f"outbound-{row.pk}",
+            sender=row.mail_from,
+            recipients=list(outcome.transient),
+            details={r: f"{c} {t}" for r, (c, t) in outcome.transient.items()},
+        )
+    else:
+        state = OutboundMessage.State.SENT
+    delay = backoff(row.attempts)
+    last = next(iter(outcome.transient.values()), None) or next(iter(outcome.permanent.values()), None)
+    OutboundMessage.objects.filter(pk=row.pk).update(
+        state=state,
+        results=results,
+        sent_at=now if state == OutboundMessage.State.SENT else None,
+        next_attempt_at=now + delay,
+        last_reply=f"{last[0]} {last[1]}" if last else "",
+    )
+    row.results = results
+    return state, delay
 
 
 def outbound_retry_due(*, now: dt.datetime | None = None, limit: int = 200) -> int:

@@ -354,14 +354,33 @@ def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     assert storage.raw_get(broken.raw_sha256) == requests[1].raw
 
 
+class _WorkerRequest:
+    is_eager = False
+
+
+class _WorkerTask:
+    request = _WorkerRequest()
+
+
 def test_a_batch_is_processed_in_one_transaction_with_one_lock_of_the_log_head(
-    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks, monkeypatch
 ):
+    """In a worker that reached the peer lately, the receipts of the whole batch then go out in
+    one handoff, their answers recorded in one more transaction."""
+    import time
+
+    import celery
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from pecmail.transport import outbound
+
+    monkeypatch.setattr(celery, "current_task", _WorkerTask())
+    monkeypatch.setattr(outbound, "_reached", {"pec-a.test": time.monotonic()})
+
     from pecmail.certification.log import log_verify
     from pecmail.transport import tasks
+    from pecmail.transport.models import OutboundMessage
 
     requests = [
         services.InboundRequest(
@@ -381,9 +400,14 @@ def test_a_batch_is_processed_in_one_transaction_with_one_lock_of_the_log_head(
     head = [q["sql"] for q in queries if "certification_providerloghead" in q["sql"]]
     assert len(head) == 2  # one locking read and one update for the whole batch
     assert routed_sink.messages == []  # the receipts go out after the commit
-    for callback in callbacks:
-        callback()
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
     assert len(routed_sink.messages) == 6  # a take-charge and a delivery receipt each
+    # ... in one handoff: six answers recorded in one transaction, one lock of the log head.
+    assert len([q for q in queries if "certification_providerloghead" in q["sql"]]) == 2
+    assert len([q for q in queries if q["sql"].startswith('UPDATE "transport_outboundmessage"')]) == 6
+    assert set(OutboundMessage.objects.values_list("state", flat=True)) == {OutboundMessage.State.SENT}
     assert len(inbox(bob)) == 2 and len(inbox(carol)) == 1
     assert set(services.InboundMessage.objects.values_list("state", flat=True)) == {"processed"}
     assert log_verify().ok

@@ -283,7 +283,7 @@ def test_a_row_a_worker_sends_inline_is_inserted_claimed_and_a_crash_before_the_
     assert '"claimed_at"' not in outbound_sql[-1]  # the one UPDATE records the result
 
     with monkeypatch.context() as crash:
-        crash.setattr(outbound, "_send_claimed", lambda row, now: None)
+        crash.setattr(outbound, "outbound_handoff", lambda rows: None)
         submit(to=[BOB], cc=[], subject="Terzo")  # the "crash": committed and claimed, never sent
     third = OutboundMessage.objects.latest("id")
     assert (third.state, third.attempts) == (OutboundMessage.State.SENDING, 1)
@@ -351,6 +351,78 @@ def test_the_envelope_and_its_deadlines_are_queued_in_the_transaction_that_accep
     assert deadline.delivery.message_id == sent.pk and row.sent_message_id == sent.pk
     assert [m["rcpt_tos"] for m in routed_sink.messages] == [[BOB]]
     assert [m.kind for m in inbox(alice)] == [Message.Kind.ACCEPTANCE]
+
+
+def test_an_outbound_batch_hands_its_rows_over_once_after_the_commit_minus_a_rolled_back_savepoint(
+    provider_b, routed_sink, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    from pecmail.transport.outbound import outbound_batch, outbound_enqueue
+
+    def queue(body: bytes) -> None:
+        outbound_enqueue(
+            raw=body, mail_from="alice@pec.localhost", recipients=[BOB], kind="posta-certificata"
+        )
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        transaction.atomic(),
+        outbound_batch(),
+    ):
+        queue(b"Subject: uno\r\n\r\nUno.\r\n")
+        try:
+            with transaction.atomic():
+                queue(b"Subject: due\r\n\r\nDue.\r\n")
+                raise ValueError("rolled back")
+        except ValueError:
+            pass
+        queue(b"Subject: tre\r\n\r\nTre.\r\n")
+        assert routed_sink.messages == []
+    handoffs = [c for c in callbacks if getattr(c, "__name__", "") == "<lambda>"]
+    assert len(handoffs) == 1
+    assert [m["data"].split(b"\r\n")[0] for m in routed_sink.messages] == [b"Subject: uno", b"Subject: tre"]
+    assert OutboundMessage.objects.count() == 2
+
+
+def test_when_recording_a_handoff_together_fails_each_send_is_recorded_on_its_own(
+    provider_b, routed_sink, django_capture_on_commit_callbacks, in_worker, monkeypatch
+):
+    """Sent is sent: one bad record must not leave the other rows to be sent again."""
+    import time
+
+    from django.db import transaction
+
+    from pecmail.certification.models import ProviderLogEntry
+    from pecmail.transport import outbound
+
+    outbound._reached["pec-b.test"] = time.monotonic()
+    real_record, calls = outbound._record, []
+
+    def record_failing_once(row, outcome, *, now):
+        calls.append(row.pk)
+        if len(calls) == 2:
+            raise OSError("a moment of trouble")
+        return real_record(row, outcome, now=now)
+
+    monkeypatch.setattr(outbound, "_record", record_failing_once)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), outbound.outbound_batch():
+        for body in (b"Subject: uno\r\n\r\nUno.\r\n", b"Subject: due\r\n\r\nDue.\r\n"):
+            outbound.outbound_enqueue(
+                raw=body, mail_from="alice@pec.localhost", recipients=[BOB], kind="posta-certificata"
+            )
+    assert len(routed_sink.messages) == 2 and in_worker == []
+    assert len(calls) == 4  # together (the second failed), then one by one
+    assert set(OutboundMessage.objects.values_list("state", "attempts")) == {(OutboundMessage.State.SENT, 1)}
+    assert ProviderLogEntry.objects.filter(event="smtp-sent").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outbound_batch_needs_a_transaction():
+    from pecmail.transport.outbound import outbound_batch
+
+    with pytest.raises(RuntimeError, match="inside transaction.atomic"), outbound_batch():
+        pass
 
 
 def test_it_dispatches_a_submission_whose_signal_was_lost(
