@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connections, models, router
+from django.db import IntegrityError, connections, models, router, transaction
 
 _STATEMENTS: dict[tuple[type[models.Model], str, int], tuple[str, tuple]] = {}
 
@@ -66,3 +66,45 @@ def rows_insert(objs: Sequence[models.Model], *, using: str | None = None) -> li
             obj._state.adding = False
             obj._state.db = alias
     return list(objs)
+
+
+_NEW_STATEMENTS: dict[tuple[type[models.Model], str, tuple[str, ...]], tuple[str, tuple]] = {}
+
+
+def row_insert_new(obj: models.Model, *, unique: tuple[str, ...], using: str | None = None) -> bool:
+    """Insert ``obj`` unless a row with the same ``unique`` fields exists; True if inserted.
+
+    ``INSERT … ON CONFLICT (unique) DO NOTHING RETURNING pk``: the claim pattern without the
+    savepoint that catching an IntegrityError needs inside a transaction (two round trips per
+    insert). ``unique`` must name the fields of a unique constraint of the model. Any other
+    error is raised as usual. Sets the primary key when the row is inserted.
+    """
+    model = type(obj)
+    alias = using or router.db_for_write(model)
+    connection = connections[alias]
+    if not connection.features.can_return_rows_from_bulk_insert:  # SQLite before 3.35
+        try:
+            with transaction.atomic(using=alias):
+                obj.save(force_insert=True, using=alias)
+        except IntegrityError:
+            return False
+        return True
+    key = (model, connection.vendor, unique)
+    if key not in _NEW_STATEMENTS:
+        insert, fields = _statement_build(model, connection.ops.quote_name, 1)
+        columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in unique)
+        head, _returning, pk = insert.rpartition(" RETURNING ")
+        _NEW_STATEMENTS[key] = (f"{head} ON CONFLICT ({columns}) DO NOTHING RETURNING {pk}", fields)
+    sql, fields = _NEW_STATEMENTS[key]
+    params = [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection) for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = alias
+    return True

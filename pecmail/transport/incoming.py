@@ -26,6 +26,7 @@ from pecmail.certification import envelopes, pki
 from pecmail.certification.classify import Classification, classify
 from pecmail.certification.index import trust_store
 from pecmail.certification.log import LogEvent, log_append, log_append_many, log_deferred
+from pecmail.lib.rows import row_insert_new
 from pecmail.mail import parsing, storage
 from pecmail.mail.models import Delivery, Folder, Mailbox, Message
 from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse
@@ -200,19 +201,19 @@ def _envelope_accept(
     # Scanned first: a scanner outage leaves nothing half-done, the retry sweep comes back later.
     virus = scanner.scan(result.postacert or raw)
     with transaction.atomic(), outbound_batch():
-        claimed = []
-        for recipient in recipients:
-            try:
-                with transaction.atomic():
-                    InboundDelivery.objects.create(
-                        pec_id=tx.pec_id,
-                        recipient=recipient,
-                        inbound=inbound,
-                        outcome=InboundDelivery.Outcome.PENDING,
-                    )
-            except IntegrityError:
-                continue
-            claimed.append(recipient)
+        claimed = [
+            recipient
+            for recipient in recipients
+            if row_insert_new(
+                InboundDelivery(
+                    pec_id=tx.pec_id,
+                    recipient=recipient,
+                    inbound=inbound,
+                    outcome=InboundDelivery.Outcome.PENDING,
+                ),
+                unique=("pec_id", "recipient"),
+            )
+        ]
         if claimed:
             built = envelopes.build_take_charge(tx, claimed, identity=identity, to=provider.mail_receipt)
             TakeCharge.objects.create(

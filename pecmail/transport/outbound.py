@@ -24,11 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from pecmail.lib import oncommit
+from pecmail.lib.rows import row_insert_new
 from pecmail.mail import storage
 
 from .models import OutboundMessage
@@ -103,34 +104,32 @@ def outbound_enqueue(
     created: list[OutboundMessage] = []
     in_worker = _in_worker_task()
     now = timezone.now()
-    # No savepoint of its own inside the caller's transaction; each INSERT keeps one. INSERT first
-    # and read only on a conflict (a re-run): new bytes are the rule, so that spares a SELECT.
+    # No savepoint inside the caller's transaction: INSERT … ON CONFLICT DO NOTHING, and read the
+    # existing row only on a conflict (a re-run): new bytes are the rule, so that spares a SELECT.
     with transaction.atomic(savepoint=False):
         for domain, rcpts in by_domain.items():
             # A row this task will send itself right after the commit is inserted already
             # claimed: no second UPDATE to claim it and no SELECT to read it back. Should the
             # process die before sending, the claim expires and the retry sweep sends it.
             inline = in_worker and _domain_reached(domain)
-            try:
-                with transaction.atomic():
-                    row = OutboundMessage.objects.create(
-                        raw_sha256=sha256,
-                        domain=domain,
-                        mail_from=mail_from,
-                        recipients=rcpts,
-                        kind=kind,
-                        pec_id=pec_id,
-                        sent_message_id=sent_message_id,
-                        state=OutboundMessage.State.SENDING if inline else OutboundMessage.State.QUEUED,
-                        claimed_at=now if inline else None,
-                        attempts=1 if inline else 0,
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
-            except IntegrityError:
-                row = OutboundMessage.objects.get(raw_sha256=sha256, domain=domain)
-            else:
+            row = OutboundMessage(
+                raw_sha256=sha256,
+                domain=domain,
+                mail_from=mail_from,
+                recipients=rcpts,
+                kind=kind,
+                pec_id=pec_id,
+                sent_message_id=sent_message_id,
+                state=OutboundMessage.State.SENDING if inline else OutboundMessage.State.QUEUED,
+                claimed_at=now if inline else None,
+                attempts=1 if inline else 0,
+                created_at=now,
+                next_attempt_at=now,
+            )
+            if row_insert_new(row, unique=("raw_sha256", "domain")):
                 created.append(row)
+            else:
+                row = OutboundMessage.objects.get(raw_sha256=sha256, domain=domain)
             rows.append(row)
         if created:
             batch = getattr(_batch, "rows", None)

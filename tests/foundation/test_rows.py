@@ -69,3 +69,35 @@ def test_more_rows_than_one_statement_takes_go_in_several():
         rows_insert(objs)
     assert len(queries) == -(-5000 // size)
     assert [InboundMessage.objects.get(pk=obj.pk).size for obj in objs[::997]] == list(range(0, 5000, 997))
+
+
+def test_row_insert_new_inserts_once_and_reports_a_duplicate_without_a_savepoint(db):
+    """The claim pattern: a second insert of the same unique key is a False, not an error, and
+    the transaction goes on (on PostgreSQL an IntegrityError would have aborted it)."""
+    from django.db import transaction
+
+    from pecmail.lib.rows import row_insert_new
+    from pecmail.transport.models import InboundDelivery
+
+    (inbound,) = rows_insert(instances("claim")[:1])
+
+    def claim(recipient: str) -> InboundDelivery:
+        return InboundDelivery(
+            pec_id="pec-1@pec-a.test", recipient=recipient, inbound=inbound, outcome="pending"
+        )
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        first = claim("bob@pec.localhost")
+        assert row_insert_new(first, unique=("pec_id", "recipient")) is True
+        again = claim("bob@pec.localhost")
+        assert row_insert_new(again, unique=("pec_id", "recipient")) is False
+        assert again.pk is None
+        other = claim("carol@pec.localhost")
+        assert row_insert_new(other, unique=("pec_id", "recipient")) is True
+    assert [q["sql"].split()[0] for q in queries] == ["INSERT", "INSERT", "INSERT"]
+    stored = InboundDelivery.objects.order_by("id")
+    assert [(row.pk, row.recipient) for row in stored] == [
+        (first.pk, "bob@pec.localhost"),
+        (other.pk, "carol@pec.localhost"),
+    ]
+    assert first.pk is not None and not first._state.adding
