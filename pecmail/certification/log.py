@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -127,8 +126,8 @@ class LogEvent:
     at: dt.datetime | None = None
 
 
-# Events held back by ``log_deferred`` in this thread: (event, marker) pairs, or None.
-_deferred = threading.local()
+# Events held back by ``log_deferred`` (timestamped when logged).
+_deferred: oncommit.HeldBack[LogEvent] = oncommit.HeldBack("log_deferred")
 
 
 @contextmanager
@@ -142,18 +141,10 @@ def log_deferred() -> Iterator[None]:
     rolled back is dropped with it, as an immediate append would be; nothing is appended if the
     block raises. A nested block joins the outermost one.
     """
-    if getattr(_deferred, "events", None) is not None:
+    with _deferred.block() as held:
         yield
-        return
-    if not connection.in_atomic_block:
-        raise RuntimeError("log_deferred() runs inside transaction.atomic()")
-    events: list[tuple[LogEvent, oncommit.Marker]] = []
-    _deferred.events = events
-    try:
-        yield
-    finally:
-        _deferred.events = None
-    log_append_many(oncommit.alive(events))
+    if held is not None:
+        log_append_many(held.alive())
 
 
 def log_append(
@@ -212,11 +203,8 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
         pending.append((item, at))
     if not pending:
         return []
-    deferred = getattr(_deferred, "events", None)
-    if deferred is not None:
-        # Timestamped now, written at the end of the log_deferred block.
-        deferred.extend((replace(item, at=at), oncommit.marker()) for item, at in pending)
-        return []
+    if _deferred.add(replace(item, at=at) for item, at in pending):
+        return []  # written at the end of the log_deferred block
     entries = []
     # No savepoint inside a caller's transaction (two round trips per append saved): a failure
     # here propagates and rolls the caller back anyway, as the log row must go with the event.

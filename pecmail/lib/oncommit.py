@@ -8,7 +8,9 @@ the block tell, at its end, which items went with such a savepoint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.db import connection, transaction
 
@@ -31,3 +33,47 @@ def alive[T](items: Iterable[tuple[T, Marker]]) -> list[T]:
     """The items whose marker is still registered: not rolled back with a savepoint."""
     registered = {id(func) for _sids, func, _robust in connection.run_on_commit}
     return [item for item, mark in items if id(mark) in registered]
+
+
+class Held[T]:
+    """What one outermost ``HeldBack.block()`` collected."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[T, Marker]] = []
+
+    def alive(self) -> list[T]:
+        return alive(self.items)
+
+
+class HeldBack[T]:
+    """Items held back, per thread, while a ``block()`` is open.
+
+    ``add`` holds items (False when no block is open: the caller acts at once); ``block()``
+    yields a ``Held`` to act on after the block, or None for a nested block (the outermost
+    one acts). A block must run inside a transaction.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._local = threading.local()
+
+    def add(self, items: Iterable[T]) -> bool:
+        held: Held[T] | None = getattr(self._local, "held", None)
+        if held is None:
+            return False
+        held.items.extend((item, marker()) for item in items)
+        return True
+
+    @contextmanager
+    def block(self) -> Iterator[Held[T] | None]:
+        if getattr(self._local, "held", None) is not None:
+            yield None
+            return
+        if not connection.in_atomic_block:
+            raise RuntimeError(f"{self.name}() runs inside transaction.atomic()")
+        held: Held[T] = Held()
+        self._local.held = held
+        try:
+            yield held
+        finally:
+            self._local.held = None

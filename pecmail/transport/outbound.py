@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -131,17 +131,13 @@ def outbound_enqueue(
             else:
                 row = OutboundMessage.objects.get(raw_sha256=sha256, domain=domain)
             rows.append(row)
-        if created:
-            batch = getattr(_batch, "rows", None)
-            if batch is None:
-                transaction.on_commit(lambda: outbound_handoff(created))
-            else:
-                batch.extend((row, oncommit.marker()) for row in created)
+        if created and not _batch.add(created):
+            transaction.on_commit(lambda: outbound_handoff(created))
     return rows
 
 
-# Rows held for one handoff by ``outbound_batch`` in this thread: (row, marker) pairs, or None.
-_batch = threading.local()
+# Rows held for one handoff by ``outbound_batch``.
+_batch: oncommit.HeldBack[OutboundMessage] = oncommit.HeldBack("outbound_batch")
 
 
 @contextmanager
@@ -154,18 +150,9 @@ def outbound_batch() -> Iterator[None]:
     (``with transaction.atomic(), outbound_batch():``); a row queued in a savepoint that is
     rolled back is dropped with it. A nested block joins the outermost one.
     """
-    if getattr(_batch, "rows", None) is not None:
+    with _batch.block() as held:
         yield
-        return
-    if not connection.in_atomic_block:
-        raise RuntimeError("outbound_batch() runs inside transaction.atomic()")
-    held: list[tuple[OutboundMessage, oncommit.Marker]] = []
-    _batch.rows = held
-    try:
-        yield
-    finally:
-        _batch.rows = None
-    ready = oncommit.alive(held)
+    ready = held.alive() if held is not None else []
     if ready:
         transaction.on_commit(lambda: outbound_handoff(ready))
 
