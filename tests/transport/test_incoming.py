@@ -305,6 +305,22 @@ def test_it_wraps_malformed_mime_in_an_anomaly_envelope(
     assert message.kind == Message.Kind.ANOMALY
 
 
+def store_batch(remote_provider, mailboxes):
+    """One envelope per mailbox, stored in one group commit as pec smtpd does: (requests,
+    [(row, outbox item)], the one outbox item that processes them all)."""
+    requests = [
+        services.InboundRequest(
+            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
+            mail_from="alice@pec-a.test",
+            rcpt_tos=[mailbox.address],
+        )
+        for n, mailbox in enumerate(mailboxes)
+    ]
+    stored = services.inbound_store_many(requests)
+    (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
+    return requests, stored, item
+
+
 def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -313,16 +329,7 @@ def test_a_batch_task_processes_every_message_and_a_failure_holds_back_none(
     from pecmail.transport import tasks
     from pecmail.transport.models import InboundMessage
 
-    requests = [
-        services.InboundRequest(
-            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
-            mail_from="alice@pec-a.test",
-            rcpt_tos=[mailbox.address],
-        )
-        for n, mailbox in enumerate([bob, carol, bob])
-    ]
-    stored = services.inbound_store_many(requests)
-    (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
+    requests, stored, item = store_batch(remote_provider, [bob, carol, bob])
     assert item.task_name == services.TASK_INBOUND_PROCESS_MANY
     # Storage fails for the middle message (a full disk): it must wait for the retry sweep.
     broken = stored[1][0]
@@ -382,16 +389,7 @@ def test_a_batch_is_processed_in_one_transaction_with_one_lock_of_the_log_head(
     from pecmail.transport import tasks
     from pecmail.transport.models import OutboundMessage
 
-    requests = [
-        services.InboundRequest(
-            raw=envelope_from(remote_provider, to=[mailbox.address], body=f"Messaggio {n}."),
-            mail_from="alice@pec-a.test",
-            rcpt_tos=[mailbox.address],
-        )
-        for n, mailbox in enumerate([bob, carol, bob])
-    ]
-    stored = services.inbound_store_many(requests)
-    (item,) = {outbox_item.pk: outbox_item for _row, outbox_item in stored}.values()
+    _requests, _stored, item = store_batch(remote_provider, [bob, carol, bob])
     with (
         CaptureQueriesContext(connection) as queries,
         django_capture_on_commit_callbacks(execute=False) as callbacks,
