@@ -546,44 +546,40 @@ def _record(row: OutboundMessage, outcome: SmtpOutcome, *, now: dt.datetime) -> 
     log rows, the notices they call for; returns (state, the backoff before a retry)."""
     from pecmail.certification.log import log_append
 
+    from .notices import outbound_accepted, outbound_refused
+
+    def logged(event: str, recipients: list[str], details: dict) -> None:
+        log_append(
+            event=event,
+            identifier=row.pec_id or f"outbound-{row.pk}",
+            sender=row.mail_from,
+            recipients=recipients,
+            details=details,
+        )
+
+    def replies(answers: dict[str, tuple[int, str]]) -> dict[str, str]:
+        return {r: f"{c} {t}" for r, (c, t) in answers.items()}
+
     results = dict(row.results)
     for recipient, reply in outcome.accepted.items():
         results[recipient] = {"code": 250, "reply": reply}
     for recipient, (code, reply) in outcome.permanent.items():
         results[recipient] = {"code": code, "reply": reply}
     if outcome.accepted:
-        log_append(
-            event="smtp-sent",
-            identifier=row.pec_id or f"outbound-{row.pk}",
-            sender=row.mail_from,
-            recipients=list(outcome.accepted),
-            details={"kind": row.kind, "domain": row.domain, "attempt": row.attempts},
+        logged(
+            "smtp-sent",
+            list(outcome.accepted),
+            {"kind": row.kind, "domain": row.domain, "attempt": row.attempts},
         )
-        from .notices import outbound_accepted
-
         outbound_accepted(row=row, accepted=list(outcome.accepted), when=now)
     if outcome.permanent:
-        log_append(
-            event="smtp-refused",
-            identifier=row.pec_id or f"outbound-{row.pk}",
-            sender=row.mail_from,
-            recipients=list(outcome.permanent),
-            details={r: f"{c} {t}" for r, (c, t) in outcome.permanent.items()},
-        )
-        from .notices import outbound_refused
-
+        logged("smtp-refused", list(outcome.permanent), replies(outcome.permanent))
         outbound_refused(row=row, refused=outcome.permanent)
     if outcome.transient and row.attempts < max_attempts() and now - row.created_at < give_up_after():
         state = OutboundMessage.State.QUEUED
     elif outcome.transient:
         state = OutboundMessage.State.FAILED
-        log_append(
-            event="smtp-gave-up",
-            identifier=row.pec_id or f"outbound-{row.pk}",
-            sender=row.mail_from,
-            recipients=list(outcome.transient),
-            details={r: f"{c} {t}" for r, (c, t) in outcome.transient.items()},
-        )
+        logged("smtp-gave-up", list(outcome.transient), replies(outcome.transient))
     else:
         state = OutboundMessage.State.SENT
     delay = backoff(row.attempts)
