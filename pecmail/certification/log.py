@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from pecmail.certification.models import ProviderLogEntry, ProviderLogHead
 from pecmail.lib import oncommit
+from pecmail.lib.rows import rows_saved, statement_with
 
 GENESIS = "0" * 64
 RETENTION_MONTHS = 30
@@ -91,11 +92,11 @@ def _head_sql() -> tuple[str, str]:
 
 def _head_for_update() -> ProviderLogHead:
     """Lock the head row (creating it on the first append) and return it (for the sweep)."""
-    _head_lock()
+    log_head_lock()
     return ProviderLogHead.objects.get(pk=HEAD_ID)
 
 
-def _head_lock() -> tuple[int, str]:
+def log_head_lock() -> tuple[int, str]:
     """Lock the head row (creating it on the first append); return the last row's (seq, hash)."""
     select, _update = _head_sql()
     with connection.cursor() as cursor:
@@ -192,6 +193,67 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
     previous row's ``hash``. All rows commit or roll back together with the caller. Inside
     ``log_deferred`` they are written at the end of that block and nothing is returned.
     """
+    pending = _pending(events)
+    if not pending or _deferred.add(replace(item, at=at) for item, at in pending):
+        return []  # nothing, or written at the end of the log_deferred block
+    # No savepoint inside a caller's transaction (two round trips per append saved): a failure
+    # here propagates and rolls the caller back anyway, as the log row must go with the event.
+    with transaction.atomic(savepoint=False):
+        entries = _chain(pending, *log_head_lock())
+        if connection.vendor == "postgresql":
+            # The rows and the head's move in one statement.
+            sql, params = statement_with(
+                _append_statements(entries, returning=True), ("SELECT id FROM log_rows", [])
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                ids = sorted(row[0] for row in cursor.fetchall())
+            rows_saved(entries, ids, using=connection.alias)
+        else:
+            ProviderLogEntry.objects.chain_insert(entries)
+            with connection.cursor() as cursor:
+                cursor.execute(_head_sql()[1], [entries[-1].seq, entries[-1].hash, HEAD_ID])
+    return entries
+
+
+def log_head_lock_sql() -> tuple[str, list[Any]]:
+    """The locking read of the head, (seq, hash) of the last row, for a caller's own statement.
+
+    With ``log_append_statements``: a caller that stores something and logs it can lock the
+    head within its first statement and append within its second. No row when the log was
+    never written: then lock it with ``log_head_lock``.
+    """
+    return _head_sql()[0], [HEAD_ID]
+
+
+def log_append_statements(
+    events: Iterable[LogEvent], *, head: tuple[int, str]
+) -> list[tuple[str, str, list[Any]]]:
+    """What appends ``events`` after ``head`` (the locked (seq, hash)), as ``statement_with`` parts.
+
+    For PostgreSQL only: the rows' INSERT and the head's UPDATE, named ``log_rows`` and
+    ``log_head``, to run within one statement of the caller's in the transaction that locked
+    the head. Inside ``log_deferred`` the events are held for the end of that block and
+    nothing is returned.
+    """
+    pending = _pending(events)
+    if not pending or _deferred.add(replace(item, at=at) for item, at in pending):
+        return []
+    return _append_statements(_chain(pending, *head), returning=False)
+
+
+def _append_statements(
+    entries: list[ProviderLogEntry], *, returning: bool
+) -> list[tuple[str, str, list[Any]]]:
+    insert, params = ProviderLogEntry.objects.chain_insert_sql(entries, returning=returning)
+    return [
+        ("log_rows", insert, params),
+        ("log_head", _head_sql()[1], [entries[-1].seq, entries[-1].hash, HEAD_ID]),
+    ]
+
+
+def _pending(events: Iterable[LogEvent]) -> list[tuple[LogEvent, dt.datetime]]:
+    """The events with their timestamps (the caller's, or now), checked."""
     now = timezone.now()
     pending = []
     for item in events:
@@ -201,38 +263,32 @@ def log_append_many(events: Iterable[LogEvent]) -> list[ProviderLogEntry]:
         if timezone.is_naive(at):
             raise ValueError("at must be an aware datetime")
         pending.append((item, at))
-    if not pending:
-        return []
-    if _deferred.add(replace(item, at=at) for item, at in pending):
-        return []  # written at the end of the log_deferred block
+    return pending
+
+
+def _chain(pending: list[tuple[LogEvent, dt.datetime]], seq: int, prev_hash: str) -> list[ProviderLogEntry]:
+    """The rows for ``pending`` after the row (seq, prev_hash), each hashed onto the one before."""
     entries = []
-    # No savepoint inside a caller's transaction (two round trips per append saved): a failure
-    # here propagates and rolls the caller back anyway, as the log row must go with the event.
-    with transaction.atomic(savepoint=False):
-        seq, prev_hash = _head_lock()
-        for item, at in pending:
-            seq += 1
-            entry = ProviderLogEntry(
-                seq=seq,
-                at=at,
-                event=_text(item.event, 64),
-                identifier=_text(item.identifier, 255),
-                msgid=_text(item.msgid, 998),
-                sender=_text(item.sender, 254),
-                recipients=[_text(r) for r in item.recipients],
-                subject=_text(item.subject),
-                related_ids=[_text(r) for r in item.related_ids],
-                provider=_text(item.provider, 200),
-                details_json=json.dumps(
-                    item.details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-                ),
-                prev_hash=prev_hash,
-            )
-            entry.hash = prev_hash = entry_hash(entry)
-            entries.append(entry)
-        ProviderLogEntry.objects.chain_insert(entries)
-        with connection.cursor() as cursor:
-            cursor.execute(_head_sql()[1], [seq, prev_hash, HEAD_ID])
+    for item, at in pending:
+        seq += 1
+        entry = ProviderLogEntry(
+            seq=seq,
+            at=at,
+            event=_text(item.event, 64),
+            identifier=_text(item.identifier, 255),
+            msgid=_text(item.msgid, 998),
+            sender=_text(item.sender, 254),
+            recipients=[_text(r) for r in item.recipients],
+            subject=_text(item.subject),
+            related_ids=[_text(r) for r in item.related_ids],
+            provider=_text(item.provider, 200),
+            details_json=json.dumps(
+                item.details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ),
+            prev_hash=prev_hash,
+        )
+        entry.hash = prev_hash = entry_hash(entry)
+        entries.append(entry)
     return entries
 
 

@@ -107,6 +107,12 @@ class ProviderLogQuerySet(models.QuerySet):
 
         return rows_insert(entries, using=self.db)
 
+    def chain_insert_sql(self, entries: list[Any], *, returning: bool) -> tuple[str, list[Any]]:
+        """``chain_insert``'s statement, to run within a larger one (``log.log_append_statements``)."""
+        from pecmail.lib.rows import rows_insert_sql
+
+        return rows_insert_sql(entries, returning=returning, using=self.db)
+
     def retention_delete(self) -> tuple[int, dict[str, int]]:
         """Delete rows for the retention sweep only (``pecmail.certification.log.log_sweep``)."""
         return super().delete()

@@ -54,18 +54,65 @@ def rows_insert(objs: Sequence[models.Model], *, using: str | None = None) -> li
     for start in range(0, len(objs), size):
         chunk = objs[start : start + size]
         sql, fields = _statement(model, connection, len(chunk))
-        params: list[Any] = []
-        for obj in chunk:
-            for field in fields:
-                params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection))
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(sql, _params(chunk, fields, connection))
             ids = [row[0] for row in cursor.fetchall()]
-        for obj, pk in zip(chunk, ids, strict=True):
-            obj.pk = pk
-            obj._state.adding = False
-            obj._state.db = alias
+        rows_saved(chunk, ids, using=alias)
     return list(objs)
+
+
+def _params(objs: Sequence[models.Model], fields: tuple, connection: Any) -> list[Any]:
+    return [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
+        for obj in objs
+        for field in fields
+    ]
+
+
+def rows_saved(objs: Sequence[models.Model], pks: Sequence[Any], *, using: str) -> None:
+    """Mark instances inserted by ``rows_insert_sql``'s statement as saved, with their keys."""
+    for obj, pk in zip(objs, pks, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = using
+
+
+def rows_insert_sql(
+    objs: Sequence[models.Model], *, returning: bool, using: str | None = None
+) -> tuple[str, list[Any]]:
+    """``rows_insert``'s statement and parameters for ``objs``, to run as part of a larger one.
+
+    For ``statement_with`` on PostgreSQL: an INSERT in a ``WITH`` clause costs no round trip
+    of its own. ``returning``: the statement returns the new primary keys (pass them to
+    ``rows_saved``). One statement, so no more rows than the backend takes parameters for.
+    """
+    model = type(objs[0])
+    connection = connections[using or router.db_for_write(model)]
+    sql, fields = _statement(model, connection, len(objs))
+    if not returning:
+        sql = sql.rpartition(" RETURNING ")[0]
+    params = _params(objs, fields, connection)
+    limit = connection.features.max_query_params
+    if limit and len(params) > limit:
+        raise ValueError(f"{len(objs)} rows need more parameters than one statement takes")
+    return sql, params
+
+
+def statement_with(
+    parts: Sequence[tuple[str, str, Sequence[Any]]], final: tuple[str, Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """One PostgreSQL statement: ``parts`` (name, statement, parameters) as ``WITH`` queries, then ``final``.
+
+    The statements of a message's path that need no answer in between go to the database as
+    one: one round trip and one execution instead of several. A data-modifying statement in
+    ``WITH`` runs whether or not ``final`` reads it; all see the same snapshot, so none may
+    touch a row another one changes.
+    """
+    if not parts:
+        return final[0], list(final[1])
+    names = ", ".join(f"{name} AS ({sql})" for name, sql, _params in parts)
+    params = [param for _name, _sql, part in parts for param in part]
+    return f"WITH {names} {final[0]}", [*params, *final[1]]
 
 
 _NEW_STATEMENTS: dict[tuple[type[models.Model], str, tuple[str, ...]], tuple[str, tuple]] = {}
@@ -96,15 +143,10 @@ def row_insert_new(obj: models.Model, *, unique: tuple[str, ...], using: str | N
         head, _returning, pk = insert.rpartition(" RETURNING ")
         _NEW_STATEMENTS[key] = (f"{head} ON CONFLICT ({columns}) DO NOTHING RETURNING {pk}", fields)
     sql, fields = _NEW_STATEMENTS[key]
-    params = [
-        field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection) for field in fields
-    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _params([obj], fields, connection))
         row = cursor.fetchone()
     if row is None:
         return False
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = alias
+    rows_saved([obj], row, using=alias)
     return True

@@ -140,13 +140,12 @@ class GroupCommitter:
         """Store ``requests`` now, on this thread (``thread=False``), up to ``max_batch`` per transaction.
 
         Returns, per request, its (row, outbox item) or the exception that kept it from being
-        stored; then publishes if that is due.
+        stored. Publishing is left to ``poll``: the owner answers the sessions first.
         """
         futures: list[Future] = [Future() for _ in requests]
         pairs = list(zip(requests, futures, strict=True))
         for start in range(0, len(pairs), self.max_batch):
             self._commit(pairs[start : start + self.max_batch])
-        self.poll()
         return [future.exception() or future.result() for future in futures]
 
     def idle_timeout(self) -> float | None:

@@ -55,18 +55,26 @@ def outbox_mark_published(item_ids: list[int]) -> None:
     the statement costs the database.
     """
     if item_ids:
-        meta = OutboxItem._meta
-        quote = connection.ops.quote_name
-        published_at = meta.get_field("published_at")
-        attempts = quote(meta.get_field("attempts").column)
-        placeholders = ", ".join(["%s"] * len(item_ids))
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {quote(meta.db_table)} SET {quote(published_at.column)} = %s, "  # noqa: S608 - no user input
-                f"{attempts} = {attempts} + 1 "
-                f"WHERE {quote(meta.pk.column)} IN ({placeholders}) AND {quote(published_at.column)} IS NULL",
-                [published_at.get_db_prep_save(timezone.now(), connection=connection), *item_ids],
-            )
+            cursor.execute(*outbox_mark_published_sql(item_ids))
+
+
+def outbox_mark_published_sql(item_ids: list[int]) -> tuple[str, list]:
+    """``outbox_mark_published``'s statement and parameters (no row for an empty list)."""
+    meta = OutboxItem._meta
+    quote = connection.ops.quote_name
+    published_at = meta.get_field("published_at")
+    attempts = quote(meta.get_field("attempts").column)
+    if connection.vendor == "postgresql":  # one statement text (prepared once) for any number of rows
+        matches, ids = "= ANY(%s::bigint[])", [list(item_ids)]
+    else:
+        matches, ids = "IN ({})".format(", ".join(["%s"] * len(item_ids)) or "NULL"), list(item_ids)
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {quote(published_at.column)} = %s, "  # noqa: S608 - no user input
+        f"{attempts} = {attempts} + 1 "
+        f"WHERE {quote(meta.pk.column)} {matches} AND {quote(published_at.column)} IS NULL",
+        [published_at.get_db_prep_save(timezone.now(), connection=connection), *ids],
+    )
 
 
 def outbox_publish_items(items: list[OutboxItem], *, mark: bool = True) -> int:

@@ -260,8 +260,8 @@ def writer_serve(
                 for (link, request_id, _request), outcome in zip(batch, outcomes, strict=True):
                     if not link.closed:
                         link.reply(request_id, outcome)
-            else:
-                committer.poll()
+            # After the replies: a publish due now does not hold back this batch's 250s.
+            committer.poll()
             for link in [link for link in links if link.closed]:
                 links.remove(link)
                 selector.unregister(link.sock)

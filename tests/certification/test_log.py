@@ -253,10 +253,15 @@ def test_it_never_forks_the_chain_under_concurrent_writers():
     barrier = threading.Barrier(4)
 
     def writer(n: int) -> None:
+        from pecmail.transport.services import InboundRequest, inbound_store_many
+
         try:
             barrier.wait()
             for i in range(10):
-                log.log_append(event="ricezione", identifier=f"w{n}-{i}@pec.example.test")
+                if n % 2:  # as pec smtpd's writer appends: the head locked inside its own statement
+                    inbound_store_many([InboundRequest(raw=f"{n}-{i}".encode(), mail_from="", rcpt_tos=[])])
+                else:
+                    log.log_append(event="ricezione", identifier=f"w{n}-{i}@pec.example.test")
         except BaseException as exc:  # noqa: BLE001 — surfaced by the assertion below
             errors.append(exc)
         finally:

@@ -101,3 +101,30 @@ def test_row_insert_new_inserts_once_and_reports_a_duplicate_without_a_savepoint
         (other.pk, "carol@pec.localhost"),
     ]
     assert first.pk is not None and not first._state.adding
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="data-modifying WITH queries (PostgreSQL)")
+def test_statements_joined_with_with_run_as_one_and_store_what_rows_insert_stores():
+    from pecmail.lib.rows import rows_insert_sql, rows_saved, statement_with
+    from pecmail.transport.models import OutboxItem
+
+    by_orm = InboundMessage.objects.bulk_create(instances("orm"))
+    ours = instances("ours")
+    insert, params = rows_insert_sql(ours, returning=True)
+    item = OutboxItem(task_name="t", kwargs={"n": 1})
+    quiet, quiet_params = rows_insert_sql([item], returning=False)
+    assert "RETURNING" not in quiet
+    sql, params = statement_with(
+        [("inbound", insert, params), ("outbox", quiet, quiet_params)],
+        ("SELECT ARRAY(SELECT id FROM inbound ORDER BY id), %s", ["done"]),
+    )
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids, done = cursor.fetchone()
+    assert len(queries) == 1 and done == "done"
+    rows_saved(ours, ids, using="default")
+    assert all(obj.pk and not obj._state.adding for obj in ours)
+    assert stored([obj.pk for obj in ours]) == stored([obj.pk for obj in by_orm])
+    # The part nothing reads ran all the same; a statement with no parts is the final one alone.
+    assert OutboxItem.objects.get().kwargs == {"n": 1}
+    assert statement_with([], ("SELECT %s", [1])) == ("SELECT %s", [1])

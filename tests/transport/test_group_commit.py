@@ -101,7 +101,7 @@ def test_published_rows_are_marked_by_the_next_batch_or_after_a_pause(monkeypatc
         _inbound, second_item = committer.submit(request(2)).result(timeout=30)
         # The second batch's own transaction marked the first row published (between BEGIN and COMMIT).
         assert OutboxItem.objects.get(pk=first_item.pk).published_at is not None
-        assert any(sql.startswith('UPDATE "transport_outboxitem"') for sql in statements[1])
+        assert any('UPDATE "transport_outboxitem"' in sql for sql in statements[1])
         assert OutboxItem.objects.get(pk=second_item.pk).published_at is None
     finally:
         committer.close()  # stopping marks what is left
@@ -223,3 +223,52 @@ def test_the_bare_cr_or_lf_check_matches_its_definition():
         for combo in itertools.product([b"a", b"\r", b"\n"], repeat=length):
             raw = b"".join(combo)
             assert has_bare_cr_or_lf(raw) is bool(definition.search(raw)), raw
+
+
+def test_a_batch_is_two_statements_on_postgresql_and_the_same_rows_everywhere():
+    """The writer's transaction: on PostgreSQL one statement stores and locks, one logs and queues."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from pecmail.certification.log import log_deferred
+    from pecmail.certification.models import ProviderLogHead
+
+    assert not ProviderLogHead.objects.exists()  # the very first append creates the head
+    earlier = OutboxItem.objects.create(task_name=services.TASK_INBOUND_PROCESS, kwargs={"inbound_id": 0})
+    with CaptureQueriesContext(connection) as queries:
+        stored = services.inbound_store_many([request(1), request(2)], mark_published=[earlier.pk])
+    sql = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    if connection.vendor == "postgresql":
+        # Two statements, and between them what creates the head.
+        assert sql[0].startswith("WITH") and sql[-1].startswith("WITH")
+        assert sql[1:-1] and all(
+            "providerloghead" in s or s.startswith(("SAVEPOINT", "RELEASE")) for s in sql[1:-1]
+        )
+    rows = [row for row, _item in stored]
+    (item,) = {item.pk for _row, item in stored}
+    assert OutboxItem.objects.get(pk=item).kwargs == {"inbound_ids": [row.pk for row in rows]}
+    assert OutboxItem.objects.get(pk=earlier.pk).published_at is not None
+    assert [
+        bytes(r.raw) for r in InboundMessage.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")
+    ] == [
+        request(1).raw,
+        request(2).raw,
+    ]
+    log_rows = list(ProviderLogEntry.objects.order_by("seq"))
+    assert [(e.identifier, e.recipients) for e in log_rows] == [
+        (f"inbound-{rows[0].pk}", ["r1@pec.localhost"]),
+        (f"inbound-{rows[1].pk}", ["r2@pec.localhost"]),
+    ]
+    assert log_verify().ok
+
+    # With the head there: exactly two statements on PostgreSQL. In a deferred block the log
+    # rows wait for the block's end.
+    with CaptureQueriesContext(connection) as queries:
+        services.inbound_store_many([request(3)])
+    if connection.vendor == "postgresql":
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["BEGIN", "WITH", "WITH", "COMMIT"]
+    with transaction.atomic(), log_deferred():
+        ((row, _item),) = services.inbound_store_many([request(4)])
+        assert not ProviderLogEntry.objects.filter(identifier=f"inbound-{row.pk}").exists()
+    assert ProviderLogEntry.objects.filter(identifier=f"inbound-{row.pk}").count() == 1
+    assert log_verify().ok and log_verify().rows == 4

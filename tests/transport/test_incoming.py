@@ -232,10 +232,15 @@ def test_the_log_head_is_locked_once_per_envelope_at_the_end_of_its_transaction(
     head = [i for i, q in enumerate(sql) if "certification_providerloghead" in q]
     assert len(head) == 2  # one locking read, one update
     after = [q for q in sql[head[0] :] if not q.startswith(("SAVEPOINT", "RELEASE"))]
-    assert "certification_providerlogentry" in after[1]
-    assert "certification_providerloghead" in after[2]
-    assert "transport_inboundmessage" in after[3] and after[3].startswith("UPDATE")
-    assert len(after) == 4 or after[4] == "COMMIT"
+    if connection.vendor == "postgresql":  # the rows and the head's move are one statement there
+        assert "certification_providerlogentry" in after[1] and "certification_providerloghead" in after[1]
+        rest = after[2:]
+    else:
+        assert "certification_providerlogentry" in after[1]
+        assert "certification_providerloghead" in after[2]
+        rest = after[3:]
+    assert "transport_inboundmessage" in rest[0] and rest[0].startswith("UPDATE")
+    assert len(rest) == 1 or rest[1] == "COMMIT"
 
 
 def test_spooled_bytes_that_do_not_match_their_digest_are_not_processed(bob, remote_provider, routed_sink):
