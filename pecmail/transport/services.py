@@ -171,10 +171,6 @@ def inbound_store_many(
     On PostgreSQL the transaction is two statements (see ``_store_in_two_statements``); the
     SMTP client waits for it before its 250.
     """
-    from pecmail.certification.log import log_append_many
-
-    from .outbox import outbox_mark_published
-
     now = timezone.now()
     rows = [
         InboundMessage(
@@ -196,11 +192,21 @@ def inbound_store_many(
         if connection.vendor == "postgresql":
             item = _store_in_two_statements(rows, marks)
         else:
-            outbox_mark_published(marks)
-            rows_insert(rows)
-            log_append_many(_received(rows))
-            (item,) = outbox_add_many([_process_task(rows)])
+            item = _store_statement_per_write(rows, marks)
     return [(row, item) for row in rows]
+
+
+def _store_statement_per_write(rows: list[InboundMessage], marks: list[int]) -> OutboxItem:
+    """``inbound_store_many``'s writes one after the other (SQLite: no writes in ``WITH``)."""
+    from pecmail.certification.log import log_append_many
+
+    from .outbox import outbox_mark_published
+
+    outbox_mark_published(marks)
+    rows_insert(rows)
+    log_append_many(_received(rows))
+    (item,) = outbox_add_many([_process_task(rows)])
+    return item
 
 
 def _store_in_two_statements(rows: list[InboundMessage], marks: list[int]) -> OutboxItem:
