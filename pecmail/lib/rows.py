@@ -150,15 +150,3 @@ def row_insert_new(obj: models.Model, *, unique: tuple[str, ...], using: str | N
         return False
     rows_saved([obj], row, using=alias)
     return True
-
-
-def first_match(queryset: models.QuerySet) -> Any:
-    """The match with the lowest primary key, or None: ``first()`` for a lookup by an indexed key.
-
-    For filters that match a handful of rows through an index of their own (a PEC identifier).
-    ``QuerySet.first()`` sends ``ORDER BY id LIMIT 1``, and PostgreSQL may answer that by
-    walking the primary key and testing every row until one matches: a plan chosen while the
-    table was small (a prepared statement's generic plan) then reads the whole table on every
-    call. Without the ordering the filter's index is the only plan; the few rows are compared here.
-    """
-    return min(queryset.order_by(), key=lambda obj: obj.pk, default=None)

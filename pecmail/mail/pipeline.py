@@ -48,7 +48,6 @@ from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, index, pki
 from pecmail.certification.log import LogEvent, log_append, log_append_many
 from pecmail.certification.trust import TrustStore
-from pecmail.lib.rows import first_match
 from pecmail.transport import scanner
 
 from . import parsing, storage
@@ -347,9 +346,7 @@ def envelope_deliver_local(
         if mailbox is None:
             results.append(LocalDelivery(recipient=address, outcome="no-dest", message=None))
             continue
-        existing = first_match(
-            Message.objects.filter(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED)
-        )
+        existing = Message.objects.filter(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED).first()
         if existing is None and mailbox_usage(mailbox=mailbox) + len(raw) > mailbox.quota_bytes:
             results.append(LocalDelivery(recipient=address, outcome="full", message=None))
             continue

@@ -26,7 +26,7 @@ from pecmail.certification import envelopes, pki
 from pecmail.certification.classify import Classification, classify
 from pecmail.certification.index import trust_store
 from pecmail.certification.log import LogEvent, log_append, log_append_many, log_deferred
-from pecmail.lib.rows import first_match, row_insert_new
+from pecmail.lib.rows import row_insert_new
 from pecmail.mail import parsing, storage
 from pecmail.mail.models import Delivery, Folder, Mailbox, Message
 from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse
@@ -350,7 +350,7 @@ def _referenced_sent(result: Classification, mailbox_address: str | None = None)
     query = Message.objects.select_related("mailbox").filter(kind=Message.Kind.SUBMITTED, pec_id__in=ids)
     if mailbox_address:
         query = query.filter(mailbox__address__iexact=mailbox_address)
-    return first_match(query)
+    return query.first()
 
 
 def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:

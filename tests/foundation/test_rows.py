@@ -128,15 +128,3 @@ def test_statements_joined_with_with_run_as_one_and_store_what_rows_insert_store
     # The part nothing reads ran all the same; a statement with no parts is the final one alone.
     assert OutboxItem.objects.get().kwargs == {"n": 1}
     assert statement_with([], ("SELECT %s", [1])) == ("SELECT %s", [1])
-
-
-def test_first_match_is_the_lowest_key_and_leaves_the_plan_to_the_filter_s_index():
-    from pecmail.lib.rows import first_match
-
-    rows = rows_insert(instances("match"))
-    query = InboundMessage.objects.filter(pk__in=[rows[2].pk, rows[1].pk]).order_by("-pk")
-    with CaptureQueriesContext(connection) as queries:
-        assert first_match(query) == rows[1]
-    (sql,) = [q["sql"] for q in queries.captured_queries]
-    assert "ORDER BY" not in sql and "LIMIT" not in sql
-    assert first_match(InboundMessage.objects.filter(pk=-1)) is None
