@@ -45,13 +45,31 @@ def raw_put(data: bytes) -> str:
 def _directory_make(fs: FileSystemStorage, directory: str) -> None:
     if fs.directory_permissions_mode is None:
         os.makedirs(directory, exist_ok=True)
-        return
-    # As FileSystemStorage does it: makedirs' mode is filtered by the umask.
-    old_umask = os.umask(0o777 & ~fs.directory_permissions_mode)
+    else:
+        # As FileSystemStorage does it: makedirs' mode is filtered by the umask.
+        old_umask = os.umask(0o777 & ~fs.directory_permissions_mode)
+        try:
+            os.makedirs(directory, fs.directory_permissions_mode, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+    # The new directories' entries must survive a power cut too (once per prefix, ever): flush
+    # each parent up to the storage's root.
+    parent = os.path.dirname(directory)
+    while len(parent) >= len(fs.location):
+        _directory_sync(parent)
+        parent = os.path.dirname(parent)
+
+
+def _directory_sync(directory: str) -> None:
+    """Flush a directory's entries to disk (a new name in it survives a power cut)."""
     try:
-        os.makedirs(directory, fs.directory_permissions_mode, exist_ok=True)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform that cannot open directories (Windows): nothing to flush
+        return
+    try:
+        os.fsync(fd)
     finally:
-        os.umask(old_umask)
+        os.close(fd)
 
 
 def _file_put(fs: FileSystemStorage, name: str, data: bytes) -> None:
@@ -61,6 +79,11 @@ def _file_put(fs: FileSystemStorage, name: str, data: bytes) -> None:
     ``Storage.save`` (name validation, a lock, chunked copying) costs seven times as much. The
     link never replaces a file: the first copy stays, and a crash mid-write leaves only a
     temporary file behind, never a truncated message under its digest.
+
+    Durable before it returns: the bytes are flushed before the link, and the directory after
+    it. The caller then commits rows that refer to the file (and may empty the spool that held
+    the bytes until then), so a power cut after that commit must not lose the file. Without
+    the flushes the kernel writes both out only seconds later.
     """
     final = fs.path(name)
     if os.path.exists(final):
@@ -78,6 +101,7 @@ def _file_put(fs: FileSystemStorage, name: str, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        os.fsync(fd)
     finally:
         os.close(fd)
     try:
@@ -90,6 +114,7 @@ def _file_put(fs: FileSystemStorage, name: str, data: bytes) -> None:
     finally:
         if os.path.lexists(temporary):
             os.unlink(temporary)
+    _directory_sync(os.path.dirname(final))
 
 
 # A temporary file this old is no write in progress: its writer died (a crash, SIGKILL).

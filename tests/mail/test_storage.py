@@ -103,3 +103,38 @@ def test_it_raises_rawmissing_for_unknown_or_tampered_bytes():
 def test_it_refuses_paths_that_are_not_digests():
     with pytest.raises(ValueError):
         storage.raw_get("../../etc/passwd")
+
+
+def test_a_stored_file_is_flushed_before_its_name_and_its_name_before_it_returns(
+    settings, tmp_path, monkeypatch
+):
+    """A power cut after the caller commits must not lose the bytes (the spool may be gone)."""
+    settings.MEDIA_ROOT = tmp_path
+    events: list[tuple[str, str]] = []
+    real_fsync, real_link = os.fsync, os.link
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def link(source, target):
+        events.append(("link", str(target)))
+        return real_link(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "link", link)
+    sha = storage.raw_put(b"first message under a new prefix")
+    directory = tmp_path / "raw" / sha[:2]
+    final = directory / f"{sha}.eml"
+    kinds = [
+        (kind, path.rsplit(".", 1)[-1] if kind == "fsync" and path.endswith(".tmp") else path)
+        for kind, path in events
+    ]
+    assert kinds == [
+        ("fsync", str(tmp_path / "raw")),  # the new prefix directory's entry
+        ("fsync", str(tmp_path)),
+        ("fsync", "tmp"),  # the bytes, under the temporary name
+        ("link", str(final)),
+        ("fsync", str(directory)),  # the final name
+    ]
+    assert storage.raw_get(sha) == b"first message under a new prefix"
