@@ -31,15 +31,23 @@ def raw_path(sha256: str) -> str:
 def raw_put(data: bytes) -> str:
     """Store ``data`` and return its SHA-256 hex digest; storing the same bytes twice is a no-op."""
     sha256 = hashlib.sha256(data).hexdigest()
-    path = raw_path(sha256)
+    file_put(raw_path(sha256), data)
+    return sha256
+
+
+def file_put(name: str, data: bytes) -> None:
+    """Write ``data`` under ``name`` in default storage unless a file has that name already.
+
+    On the local file system the file is on disk when this returns (see ``_file_put``); other
+    storages write atomically on their own terms.
+    """
     if isinstance(default_storage, FileSystemStorage):
-        _file_put(default_storage, path, data)
-    elif not default_storage.exists(path):
-        saved = default_storage.save(path, ContentFile(data))
-        if saved != path:
+        _file_put(default_storage, name, data)
+    elif not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:
             # Another writer won the race and storage picked a new name: keep the first copy.
             default_storage.delete(saved)
-    return sha256
 
 
 def _directory_make(fs: FileSystemStorage, directory: str) -> None:

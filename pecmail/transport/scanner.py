@@ -14,9 +14,9 @@ import socket
 import struct
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.utils import timezone
+
+from pecmail.mail import storage
 
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 CHUNK = 64 * 1024
@@ -98,10 +98,10 @@ def quarantine_put(*, raw: bytes, reason: str, pec_id: str = "", now: dt.datetim
     sha256 = hashlib.sha256(raw).hexdigest()
     keep_until = (now + QUARANTINE_RETENTION).date().isoformat()
     path = f"quarantine/{now:%Y/%m}/{sha256}.eml"
-    if not default_storage.exists(path):
-        default_storage.save(path, ContentFile(raw))
-        default_storage.save(
-            f"quarantine/{now:%Y/%m}/{sha256}.txt",
-            ContentFile(f"virus: {reason}\npec_id: {pec_id}\nkeep_until: {keep_until}\n".encode()),
-        )
+    # On disk before the caller commits: the spooled copy goes with that commit.
+    storage.file_put(path, raw)
+    storage.file_put(
+        f"quarantine/{now:%Y/%m}/{sha256}.txt",
+        f"virus: {reason}\npec_id: {pec_id}\nkeep_until: {keep_until}\n".encode(),
+    )
     return path
