@@ -8,6 +8,10 @@ the ORM does) and caches the statement per shape.
 
 For plain models only: concrete local fields, an auto-incremented primary key, no
 multi-table inheritance. Like ``bulk_create`` it sends no signals and calls no ``save()``.
+
+``row_insert_new`` inserts unless the unique key exists (no savepoint). On PostgreSQL,
+``rows_insert_sql`` and ``statement_with`` put such inserts, with other writes, into one
+statement of ``WITH`` queries; ``rows_saved`` then gives the instances their keys.
 """
 
 from __future__ import annotations
