@@ -14,6 +14,8 @@ class Mailbox(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mailboxes")
     display_name = models.CharField(_("display name"), max_length=200, blank=True)
     quota_bytes = models.BigIntegerField(_("quota (bytes)"), default=2 * 1024**3)
+    # The bytes of its messages up to the last fold; pecmail.mail.usage adds what changed since.
+    used_bytes = models.BigIntegerField(_("space used (bytes)"), default=0, editable=False)
     accept_ordinary_mail = models.BooleanField(
         _("accept mail from outside PEC"),
         default=True,
@@ -34,6 +36,22 @@ class Mailbox(models.Model):
         from email.utils import formataddr
 
         return formataddr((self.display_name, self.address)) if self.display_name else self.address
+
+
+class MailboxUsageChange(models.Model):
+    """A change in a mailbox's space, written by database triggers on ``mail_message``.
+
+    Insert-only, so that filing a message never waits on a lock of its mailbox's row; the
+    ``mail.usage_fold`` task adds them into ``Mailbox.used_bytes`` and deletes them
+    (``pecmail.mail.usage``). No foreign key: the rows of a deleted mailbox are dropped when
+    folded.
+    """
+
+    mailbox_id = models.BigIntegerField(db_index=True)
+    bytes = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}: {self.bytes:+d}"
 
 
 class Folder(models.Model):

@@ -40,7 +40,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -52,6 +51,7 @@ from pecmail.transport import scanner
 
 from . import parsing, storage
 from .models import Delivery, Folder, Mailbox, Message
+from .usage import mailbox_usage
 
 logger = logging.getLogger(__name__)
 
@@ -436,11 +436,6 @@ def failure_reason(recipient: str, outcome: str | None) -> tuple[str, str]:
     if outcome == "full":
         return "altro", f"5.2.2 - {settings.PEC_PROVIDER_NAME} - casella piena ({recipient})"
     return "no-dest", f"5.1.1 - {settings.PEC_PROVIDER_NAME} - indirizzo non valido ({recipient})"
-
-
-def mailbox_usage(*, mailbox: Mailbox) -> int:
-    """Bytes the mailbox's messages take (raw sizes, Trash included)."""
-    return Message.objects.filter(mailbox=mailbox).aggregate(total=Sum("size"))["total"] or 0
 
 
 def delivery_receipt_build(

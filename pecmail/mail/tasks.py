@@ -13,13 +13,14 @@ from django.db import OperationalError
 from pecmail.celery import app
 from pecmail.transport.scanner import ScannerUnavailable
 
-from . import pipeline, storage
+from . import pipeline, storage, usage
 
 # Beat entries live with the tasks they schedule.
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
     "mail.pipeline_sweep": {"task": "pecmail.mail.tasks.pipeline_sweep", "schedule": 60.0},
     "mail.raw_temporary_sweep": {"task": "pecmail.mail.tasks.raw_temporary_sweep", "schedule": 6 * 3600.0},
+    "mail.usage_fold": {"task": "pecmail.mail.tasks.usage_fold", "schedule": 300.0},
 }
 
 # A locked or briefly unreachable database is worth retrying; anything else is a bug to see.
@@ -60,3 +61,8 @@ def pipeline_sweep() -> dict[str, int]:
 @shared_task(name="pecmail.mail.tasks.raw_temporary_sweep", **COMMON)
 def raw_temporary_sweep() -> int:
     return storage.raw_temporary_sweep()
+
+
+@shared_task(name="pecmail.mail.tasks.usage_fold", **COMMON)
+def usage_fold() -> int:
+    return usage.usage_fold()

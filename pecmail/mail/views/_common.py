@@ -1,4 +1,4 @@
-"""Helpers shared by the Messages views: the folder sidebar, keyset cursors, owner-scoped drafts."""
+"""Helpers shared by the Messages views: the sidebar, keyset cursors, owner-scoped drafts."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ from django.urls import NoReverseMatch, reverse
 
 from .. import selectors
 from ..models import Delivery, Draft, Folder, Mailbox, Message
+from ..usage import mailbox_space
 
 PAGE_SIZE = 50
 ROLE_ORDER = {Folder.Role.INBOX: 0, Folder.Role.SENT: 1, Folder.Role.DRAFTS: 2, Folder.Role.TRASH: 3}
+
+
+def sidebar(*, mailbox: Mailbox) -> dict:
+    """What the sidebar of every Messages page shows: the folders and the space used."""
+    return {"folders": folders_sidebar(mailbox=mailbox), "space": mailbox_space(mailbox=mailbox)}
 
 
 def folders_sidebar(*, mailbox: Mailbox) -> list[Folder]:

@@ -27,8 +27,8 @@ from ..sanitize import sanitize_html
 from ..storage import RawMissing, raw_get
 from ._common import (
     default_receipt_type_for,
-    folders_sidebar,
     optional_url,
+    sidebar,
     signature_for,
     system_folder,
 )
@@ -64,7 +64,7 @@ def _page(
         "tab": "mail",
         "mailbox": mailbox,
         "from_display": _from_display(mailbox),
-        "folders": folders_sidebar(mailbox=mailbox),
+        **sidebar(mailbox=mailbox),
         "folder": system_folder(mailbox=mailbox, role=Folder.Role.DRAFTS),
         "form": form,
         "draft": draft,

@@ -15,7 +15,7 @@ from pecmail.lib.http import AuthenticatedHttpRequest
 from .. import selectors, services
 from ..forms import FolderForm
 from ..models import Folder
-from ._common import folders_sidebar
+from ._common import sidebar
 
 
 def _user_folder(request: AuthenticatedHttpRequest, folder_id: int) -> Folder:
@@ -31,7 +31,7 @@ def _form_page(request: AuthenticatedHttpRequest, form: FolderForm, folder: Fold
         "tab": "mail",
         "form": form,
         "folder": folder,
-        "folders": folders_sidebar(mailbox=form.mailbox),
+        **sidebar(mailbox=form.mailbox),
     }
     return render(request, "mail/folder_form.html", context, status=422)
 

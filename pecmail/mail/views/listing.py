@@ -22,10 +22,10 @@ from ._common import (
     cursor_decode,
     cursor_encode,
     draft_page,
-    folders_sidebar,
     message_page,
     page_size_for,
     reading_pane_for,
+    sidebar,
     system_folder,
 )
 from .read import reader_context
@@ -90,7 +90,7 @@ def _folder_page(
         "open_prefix": f"{request.path}?{urlencode({**kept, 'open': ''})}",
         "mailbox": mailbox,
         "folder": folder,
-        "folders": folders_sidebar(mailbox=mailbox),
+        **sidebar(mailbox=mailbox),
         "rows": rows,
         "drafts": drafts,
         "older_url": older_url,

@@ -28,7 +28,7 @@ from ..models import Delivery, Folder, Message
 from ..parsing import ParsedMessage, attachment_bytes, message_parts
 from ..sanitize import frame_document, linkify_text, sanitize_html
 from ..storage import RawMissing, raw_get
-from ._common import folders_sidebar
+from ._common import sidebar
 
 # Served with their own type (still as attachments): formats no browser runs as code.
 SAFE_DOWNLOAD_TYPES = {
@@ -189,7 +189,7 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
     context = {
         "tab": "mail",
         "folder": message.folder,
-        "folders": folders_sidebar(mailbox=message.mailbox),
+        **sidebar(mailbox=message.mailbox),
         **reader_context(request, message),
     }
     return render(request, "mail/read.html", context)
