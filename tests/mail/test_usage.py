@@ -35,7 +35,9 @@ def test_the_triggers_survive_every_migration():
                 "SELECT tgname FROM pg_trigger WHERE tgrelid = 'mail_message'::regclass AND NOT tgisinternal"
             )
         else:
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mail_message'")
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'mail_message'"
+            )
         names = {row[0] for row in cursor.fetchall()}
     assert {"mail_message_usage_insert", "mail_message_usage_delete", "mail_message_usage_update"} <= names
 
@@ -114,7 +116,9 @@ def test_the_sidebar_shows_the_space_used_and_warns_when_nearly_full(alice, alic
     assert "La casella è quasi piena" in page
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs real concurrent connections (PostgreSQL)")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs real concurrent connections (PostgreSQL)"
+)
 @pytest.mark.django_db(transaction=True)
 def test_folds_running_beside_deliveries_count_every_message_once():
     """Two folders and three writers at once: the figure still equals the sum of the sizes."""
