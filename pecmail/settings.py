@@ -308,6 +308,9 @@ PEC_MAX_RECIPIENTS = env_int("PEC_MAX_RECIPIENTS", 500)
 # Static routes "domain=host:port,…" for tests and private networks; otherwise MX lookup.
 PEC_ROUTES = dict(item.split("=", 1) for item in env_list("PEC_ROUTES", []))
 PEC_SMTP_BIND = env_str("PEC_SMTP_BIND", "127.0.0.1:2525")
+# Mailboxes that receive what comes for postmaster@ our domains (RFC 5321 §4.5.1: accepted
+# always), filed as anomaly envelopes; unset, it is kept in the admin's inbound list only.
+PEC_POSTMASTER = env_list("PEC_POSTMASTER", [])
 # Processes of ``pec smtpd`` sharing its listening socket (0 = one per CPU, at most 4): each
 # verifies and commits on its own interpreter, so ingest is not bound to one core's GIL.
 PEC_SMTP_PROCESSES = env_int("PEC_SMTP_PROCESSES", 0)

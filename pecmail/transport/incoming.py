@@ -36,7 +36,7 @@ from . import scanner
 from .models import InboundDelivery, InboundMessage, TakeCharge
 from .notices import delivery_error_issue
 from .outbound import outbound_batch, outbound_enqueue
-from .services import service_address
+from .services import is_postmaster, postmaster_mailboxes, service_address
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,16 @@ def _anomaly_deliver(
     built = envelopes.build_anomaly(raw, reason, identity=identity, when=now)
     key = f"sha256:{inbound.raw_sha256}"
     outcome: dict = {"reason": reason, "recipients": {}}
+    recipients: list[str] = []
     for recipient in _local_recipients(inbound):
+        if not is_postmaster(recipient):
+            recipients.append(recipient)
+        elif postmaster_mailboxes():
+            recipients.extend(postmaster_mailboxes())
+        else:
+            log.warning("inbound %s: mail for %s, but PEC_POSTMASTER names no mailbox", inbound.pk, recipient)
+            outcome["recipients"][recipient] = "no-postmaster"
+    for recipient in dict.fromkeys(recipients):
         mailbox = Mailbox.objects.filter(address=recipient).first()
         with transaction.atomic():
             try:

@@ -36,6 +36,17 @@ def service_address() -> str:
     return getattr(settings, "PEC_SERVICE_ADDRESS", "") or f"posta-certificata@{settings.PEC_DOMAIN}"
 
 
+def is_postmaster(address: str) -> bool:
+    """``postmaster@`` one of our domains, which every SMTP server must accept (RFC 5321 §4.5.1)."""
+    local, _, _domain = address.strip().rpartition("@")
+    return local.lower() == "postmaster" and domain_is_local(address)
+
+
+def postmaster_mailboxes() -> list[str]:
+    """Where mail for postmaster@ is filed: the mailboxes in ``PEC_POSTMASTER``."""
+    return [a.strip().lower() for a in getattr(settings, "PEC_POSTMASTER", ()) if a.strip()]
+
+
 def address_domain(address: str) -> str:
     return address.rpartition("@")[2].strip().rstrip(".").lower()
 
@@ -53,9 +64,11 @@ def recipient_policy(*, address: str) -> bool | None:
     """None for an address we do not serve; else whether it accepts mail from outside PEC.
 
     The service address (``mailReceipt``) takes everything at SMTP, unclassified: receipts
-    from other providers come to it, and the Incoming Point sorts out the rest.
+    from other providers come to it, and the Incoming Point sorts out the rest. So does
+    postmaster@ (RFC 5321 §4.5.1): what comes to it is ordinary mail (bounces, abuse reports),
+    filed in an anomaly envelope in the ``PEC_POSTMASTER`` mailboxes.
     """
-    if address.strip().lower() == service_address().lower():
+    if address.strip().lower() == service_address().lower() or is_postmaster(address):
         return True
     accepts = (
         Mailbox.objects.filter(address__iexact=address.strip())

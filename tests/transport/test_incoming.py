@@ -451,3 +451,31 @@ def test_the_smtpd_writer_merges_the_rows_of_several_commits_into_one_task(
     ]
     assert [m.kind for m in inbox(bob)] == [Message.Kind.CERTIFIED, Message.Kind.CERTIFIED]
     assert [m.kind for m in inbox(carol)] == [Message.Kind.CERTIFIED]
+
+
+def test_mail_for_postmaster_reaches_the_postmaster_mailboxes_in_an_anomaly_envelope(
+    bob, carol, remote_provider, routed_sink, django_capture_on_commit_callbacks, settings
+):
+    settings.PEC_POSTMASTER = [bob.address, carol.address.upper()]
+    postmaster = f"postmaster@{django_settings.PEC_DOMAIN}"
+    receive(original(to=[postmaster], cc=[]), [postmaster], django_capture_on_commit_callbacks)
+    for mailbox in (bob, carol):
+        (message,) = inbox(mailbox)
+        assert message.kind == Message.Kind.ANOMALY
+    assert routed_sink.messages == []
+
+
+def test_mail_for_postmaster_without_a_postmaster_mailbox_is_kept_for_the_operator(
+    bob, remote_provider, routed_sink, django_capture_on_commit_callbacks, settings, caplog
+):
+    settings.PEC_POSTMASTER = []
+    postmaster = f"postmaster@{django_settings.PEC_DOMAIN}"
+    receive(original(to=[postmaster], cc=[]), [postmaster], django_capture_on_commit_callbacks)
+    (inbound,) = services.InboundMessage.objects.all()
+    assert inbound.state == services.InboundMessage.State.PROCESSED
+    assert inbound.outcome["recipients"] == {postmaster: "no-postmaster"}
+    assert "PEC_POSTMASTER names no mailbox" in caplog.text
+    assert Message.objects.count() == 0
+    from pecmail.mail import storage
+
+    assert storage.raw_get(inbound.raw_sha256)  # the bytes are kept

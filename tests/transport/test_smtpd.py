@@ -275,3 +275,13 @@ def test_the_fast_path_parser_agrees_with_aiosmtpd_on_every_path_shape():
             assert ours._getaddr(path) == theirs._getaddr(path), path
     finally:
         handler.close()
+
+
+def test_it_accepts_mail_for_postmaster_as_every_smtp_server_must(smtp_server, bob, settings):
+    """RFC 5321 §4.5.1: postmaster@ each of our domains, in any case, is never refused."""
+    client = RawClient(*smtp_server)
+    client.command("EHLO peer.test")
+    client.command("MAIL FROM:<mailer-daemon@peer.test>")
+    assert client.command(f"RCPT TO:<PostMaster@{settings.PEC_DOMAIN}>").startswith("250")
+    assert client.command("RCPT TO:<postmaster@elsewhere.test>").startswith("550 5.7.1")  # still no relay
+    client.close()
