@@ -8,6 +8,7 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from pecmail.mail import services, usage
 from pecmail.mail.models import Folder, Mailbox, MailboxUsageChange, Message
@@ -167,3 +168,32 @@ def test_folds_running_beside_deliveries_count_every_message_once():
     for mailbox in mailboxes:
         mailbox.refresh_from_db()
         assert mailbox.used_bytes == summed(mailbox)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_starts_each_mailbox_at_the_sum_of_the_messages_it_already_has():
+    """An existing installation upgrades: used_bytes is filled in, and the triggers count from there."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("mail", "0004_message_notice_stage")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old = executor.loader.project_state(before).apps
+        user = old.get_model("accounts", "User").objects.create(email="old@pec.example.test")
+        mailbox = old.get_model("mail", "Mailbox").objects.create(address="old@pec.example.test", owner=user)
+        folder = old.get_model("mail", "Folder").objects.create(mailbox=mailbox, name="Inbox", role="inbox")
+        for size in (1000, 2500, 40):
+            old.get_model("mail", "Message").objects.create(
+                mailbox=mailbox, folder=folder, raw_sha256="0" * 64, size=size, date=timezone.now()
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    upgraded = Mailbox.objects.get(address="old@pec.example.test")
+    assert upgraded.used_bytes == 3540
+    assert not MailboxUsageChange.objects.exists()
+    assert usage.mailbox_usage(mailbox=upgraded) == 3540
+    Message.objects.filter(mailbox=upgraded, size=40).delete()
+    assert usage.mailbox_usage(mailbox=upgraded) == 3500
