@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import login
+from tests.browser.conftest import login, no_horizontal_overflow
 from tests.conftest import PASSWORD, make_mailbox
 
 pytestmark = pytest.mark.browser
@@ -94,3 +94,21 @@ def test_it_keeps_the_delivery_table_readable_on_a_375px_phone(phone_page, live_
         assert row.locator("th").evaluate("th => th.scrollWidth <= th.clientWidth") is True
     states = table.locator("td .state")
     assert states.evaluate_all(TEXT_LINES) == [1, 1]
+
+
+def test_the_sidebar_shows_the_space_used_and_its_warning_on_a_phone(phone_page, live_server, alice):
+    from pecmail.mail import services
+    from pecmail.mail.models import Mailbox
+
+    raw = b"From: someone@example.test\r\nSubject: Grande\r\n\r\n" + b"x" * 4000 + b"\r\n"
+    message = services.message_store(mailbox=alice, raw=raw)
+    Mailbox.objects.filter(pk=alice.pk).update(quota_bytes=message.size + 200)
+    page = phone_page
+    login(page, live_server, alice.address, PASSWORD)
+    page.goto(f"{live_server.url}/messages/")
+    meter = page.get_by_label("Space used")
+    assert meter.is_visible()
+    assert int(meter.get_attribute("value")) >= 90
+    warning = page.locator(".mailbox-space-warning")
+    assert warning.is_visible() and "nearly full" in warning.inner_text()
+    assert no_horizontal_overflow(page)
