@@ -15,6 +15,7 @@ urlpatterns = [
     path("receipts/toggle/", listing.receipts_toggle, name="receipts_toggle"),
     path("<int:message_id>/", read.message_read, name="read"),
     path("<int:message_id>/body/", read.message_body, name="body"),
+    path("<int:message_id>/deliveries/", read.message_deliveries, name="deliveries"),
     path("<int:message_id>/raw/", read.message_raw, name="raw"),
     path("<int:message_id>/attachments/<int:index>/", read.message_attachment, name="attachment"),
     path("<int:message_id>/move/", read.message_move, name="move"),

@@ -114,4 +114,47 @@
       if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
     });
   });
+  // A sent message's delivery section refreshes itself while receipts are awaited: often at
+  // first (acceptance takes seconds), then less and less (a recipient may wait for hours).
+  var deliveries = document.querySelector("[data-poll-url]");
+  if (deliveries && window.fetch) {
+    var pollUrl = deliveries.getAttribute("data-poll-url");
+    var delay = 2000;
+    var until = Date.now() + 30 * 60 * 1000;
+    var state = deliveries.getAttribute("data-poll-state");
+    var schedule = function () {
+      if (Date.now() > until) return;
+      setTimeout(poll, delay);
+      delay = Math.min(Math.round(delay * 1.5), 60000);
+    };
+    var poll = function () {
+      if (document.hidden) {
+        document.addEventListener("visibilitychange", function visible() {
+          document.removeEventListener("visibilitychange", visible);
+          delay = 2000;
+          poll();
+        });
+        return;
+      }
+      fetch(pollUrl, { credentials: "same-origin" }).then(function (response) {
+        if (!response.ok) throw new Error(String(response.status));
+        var more = response.headers.get("X-Poll") === "continue";
+        var now = response.headers.get("X-Delivery-State");
+        if (now === null) throw new Error("not the delivery section (signed out?)");
+        return response.text().then(function (html) {
+          if (now !== state) {  // replaced only when something changed: the section is a live region
+            var receipts = deliveries.querySelector("details.receipts");
+            var open = receipts ? receipts.open : true;
+            deliveries.innerHTML = html;
+            state = now;
+            var fresh = deliveries.querySelector("details.receipts");
+            if (fresh) fresh.open = open;
+          }
+          if (more) schedule();
+          else deliveries.removeAttribute("data-poll-url");
+        });
+      }).catch(schedule);  // offline or a server hiccup: try again later
+    };
+    schedule();
+  }
 })();

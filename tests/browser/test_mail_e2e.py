@@ -190,3 +190,37 @@ def test_it_lists_the_shortcuts_under_the_question_mark(browser_page, live_serve
     expect(dialog).to_be_hidden()
     page.keyboard.press("c")
     page.wait_for_url("**/messages/compose/")
+
+
+def test_the_delivery_section_fills_in_without_a_reload_as_receipts_arrive(
+    browser_page, live_server, people, monkeypatch
+):
+    """Sent while the worker is busy: the page shows the wait, then the receipts on their own."""
+    from pecmail.mail import pipeline, services, tasks
+
+    alice, bob = people["alice"], people["bob"]
+    with monkeypatch.context() as held:  # the worker has not picked it up yet
+        held.setattr(tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
+        sent = services.message_submit(
+            mailbox=alice,
+            to=[bob.address],
+            cc=[],
+            subject="Attesa",
+            body_text="Testo.",
+            body_html=None,
+            attachments=[],
+        )
+    page = browser_page
+    errors = watch_console(page)
+    login(page, live_server, alice.address, PASSWORD)
+    page.goto(f"{live_server.url}/messages/{sent.pk}/")
+    section = page.locator("section.deliveries")
+    expect(section).to_contain_text("Waiting for acceptance")
+    assert section.get_attribute("data-poll-url")
+    pipeline.message_accept(message_id=sent.pk)  # the worker's turn (local delivery follows its commit)
+    expect(section.locator(".state-delivered")).to_have_count(1, timeout=15_000)
+    expect(section).to_contain_text("Acceptance receipt")
+    expect(section).to_contain_text("Delivery receipt")
+    assert page.url.endswith(f"/messages/{sent.pk}/")  # no reload, no navigation
+    expect(section).not_to_have_attribute("data-poll-url", re.compile(".*"))
+    assert errors == []

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 
 from pecmail.mail import parsing, services, storage
@@ -346,3 +347,40 @@ def test_it_vendors_only_the_listed_quill_files(tmp_path):
     (dist / "quill.js").unlink()
     with pytest.raises(FileNotFoundError):
         vendor.vendor(node_modules=tmp_path / "node_modules", destination=tmp_path / "vendor2")
+
+
+def test_the_delivery_section_is_served_alone_while_receipts_are_awaited(
+    alice_client, alice, bob, charlie, provider, django_capture_on_commit_callbacks
+):
+    """The read page polls mail:deliveries until nothing more is awaited; only the owner may."""
+    with django_capture_on_commit_callbacks(execute=False) as pending_work:
+        sent = services.message_submit(
+            mailbox=alice,
+            to=[bob.address],
+            cc=[],
+            subject="In attesa",
+            body_text="Testo.",
+            body_html=None,
+            attachments=[],
+        )
+    page = alice_client.get(reverse("mail:read", args=[sent.pk])).content.decode()
+    url = reverse("mail:deliveries", args=[sent.pk])
+    assert f'data-poll-url="{url}"' in page
+    response = alice_client.get(url)
+    assert response.status_code == 200 and response["X-Poll"] == "continue"
+    waiting = response["X-Delivery-State"]
+    assert "Waiting for acceptance" in response.content.decode()
+    stranger = Client()
+    stranger.force_login(charlie.owner)
+    assert stranger.get(url).status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in pending_work:  # the worker's turn: acceptance, then local delivery
+            callback()
+    response = alice_client.get(url)
+    assert "X-Poll" not in response  # settled: the page stops asking
+    assert response["X-Delivery-State"] != waiting
+    body = response.content.decode()
+    assert "Delivered" in body and "Acceptance receipt" in body
+    assert "data-poll-url" not in alice_client.get(reverse("mail:read", args=[sent.pk])).content.decode()
+    received = Message.objects.get(mailbox=bob, kind=Message.Kind.CERTIFIED)
+    assert alice_client.get(reverse("mail:deliveries", args=[received.pk])).status_code == 404

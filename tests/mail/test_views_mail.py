@@ -57,6 +57,7 @@ def all_urls(message, draft, user_folder) -> list[tuple[str, str]]:
         ("post", reverse("mail:folder_delete", args=[f])),
         ("get", reverse("mail:read", args=[m])),
         ("get", reverse("mail:body", args=[m])),
+        ("get", reverse("mail:deliveries", args=[m])),
         ("get", reverse("mail:raw", args=[m])),
         ("get", reverse("mail:attachment", args=[m, 0])),
         ("post", reverse("mail:move", args=[m])),

@@ -109,6 +109,33 @@ def delivery_rows(deliveries: list[Delivery], receipts: list[Message]) -> list[D
     return rows
 
 
+def delivery_context(message: Message) -> dict:
+    """The delivery section of a sent message; ``settled`` once nothing more is awaited.
+
+    Until then the page asks ``mail:deliveries`` again now and then, so receipts show up
+    without a reload: acceptance comes within seconds, delivery receipts from other
+    providers within minutes, and a recipient can stay waiting for up to 24 hours.
+    """
+    if message.kind != Message.Kind.SUBMITTED:
+        return {"deliveries": [], "receipts": [], "settled": True, "delivery_state": ""}
+    receipts = selectors.receipts_for(message=message)
+    deliveries = delivery_rows(selectors.deliveries_for(message=message), receipts)
+    settled = message.submission_state != Message.Submission.PENDING and all(
+        row.delivery.state != Delivery.State.QUEUED for row in deliveries
+    )
+    # What the section shows, in short: the page replaces the section only when this changes.
+    state = "|".join(
+        [
+            message.submission_state,
+            ",".join(
+                f"{row.delivery.pk}:{row.delivery.state}:{row.delivery.receipt_id}" for row in deliveries
+            ),
+            ",".join(str(receipt.pk) for receipt in receipts),
+        ]
+    )
+    return {"deliveries": deliveries, "receipts": receipts, "settled": settled, "delivery_state": state}
+
+
 def _shown(message: Message, parsed: ParsedMessage) -> ParsedMessage:
     """What the reader sees: a PEC's original (postacert.eml), but a receipt's own text."""
     return parsed if message.is_receipt else parsed.display
@@ -156,11 +183,6 @@ def reader_context(request: AuthenticatedHttpRequest, message: Message) -> dict:
     parsed = message_parts(_raw(message))
     shown = _shown(message, parsed)
     show_images = request.GET.get("images") == "1"
-    deliveries: list[DeliveryRow] = []
-    receipts: list[Message] = []
-    if message.kind == Message.Kind.SUBMITTED:
-        receipts = selectors.receipts_for(message=message)
-        deliveries = delivery_rows(selectors.deliveries_for(message=message), receipts)
     daticert = _daticert(message)
     return {
         "message": message,
@@ -171,8 +193,7 @@ def reader_context(request: AuthenticatedHttpRequest, message: Message) -> dict:
         "attachments": shown.attachments,
         "envelope_attachments": parsed.attachments if shown is not parsed else [],
         "daticert": daticert,
-        "deliveries": deliveries,
-        "receipts": receipts,
+        **delivery_context(message),
         "move_form": MoveForm(mailbox=message.mailbox),
         "show_images": show_images,
         "images_url": "?" + urlencode({**request.GET.dict(), "images": "1"}),
@@ -193,6 +214,22 @@ def message_read(request: AuthenticatedHttpRequest, message_id: int) -> HttpResp
         **reader_context(request, message),
     }
     return render(request, "mail/read.html", context)
+
+
+@require_GET
+@login_required
+def message_deliveries(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
+    """The delivery section of one of the user's sent messages, alone (the page polls it)."""
+    message = selectors.message_get(user=request.user, message_id=message_id)
+    if message.kind != Message.Kind.SUBMITTED:
+        raise Http404
+    context = {"message": message, **delivery_context(message)}
+    response = render(request, "mail/_deliveries.html", context)
+    response["X-Delivery-State"] = context["delivery_state"]
+    # The page stops asking once this is absent.
+    if not context["settled"]:
+        response["X-Poll"] = "continue"
+    return response
 
 
 INLINE_IMAGE_TYPES = {"image/png", "image/gif", "image/jpeg", "image/webp"}
