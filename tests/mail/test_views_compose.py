@@ -370,6 +370,7 @@ def test_the_delivery_section_is_served_alone_while_receipts_are_awaited(
     assert response.status_code == 200 and response["X-Poll"] == "continue"
     waiting = response["X-Delivery-State"]
     assert "Waiting for acceptance" in response.content.decode()
+    assert "serves it alone" not in response.content.decode()  # the template's comment stays one
     stranger = Client()
     stranger.force_login(charlie.owner)
     assert stranger.get(url).status_code == 404
