@@ -18,8 +18,8 @@ For the transport engineer:
 - Recipients outside ``settings.PEC_DOMAIN`` stay ``Delivery.State.QUEUED``; the transport
   envelope to relay is ``storage.raw_get(delivery.message.envelope_sha256)``. The signal
   ``envelope_accepted`` fires inside the accepting transaction with ``message_id``,
-  ``remote_recipients``, ``message`` and ``envelope`` (the signed bytes), so what a receiver
-  queues commits with the acceptance or not at all.
+  ``remote_recipients``, ``message``, ``envelope`` (the signed bytes) and ``deliveries`` (the
+  Delivery rows just created), so what a receiver queues commits with the acceptance or not at all.
 - A transport envelope that arrives over SMTP for local recipients is delivered with
   ``envelope_deliver_local(raw=…, recipients=[…])``; the delivery receipts it calls for are built
   with ``delivery_receipt_build(envelope=…, recipient=…, delivered=…)`` and go back to the sender.
@@ -219,7 +219,7 @@ def message_accept(*, message_id: int) -> str:
         sent.pec_id, sent.envelope_sha256 = pec_id, envelope_sha256
         to = {a.lower() for a in sent.to_addresses}
         rcpt = recipients_of(sent)
-        Delivery.objects.bulk_create(
+        deliveries = Delivery.objects.bulk_create(
             Delivery(
                 message=sent,
                 recipient=address,
@@ -253,6 +253,7 @@ def message_accept(*, message_id: int) -> str:
                 remote_recipients=remote,
                 message=sent,
                 envelope=envelope.raw,
+                deliveries=deliveries,
             )
         return "accepted"
 

@@ -21,8 +21,9 @@ def _on_envelope_accepted(
     remote_recipients: list[str],
     message: object = None,
     envelope: bytes | None = None,
+    deliveries: list | None = None,
     **kwargs: object,
 ) -> None:
     from .dispatch import envelope_dispatch
 
-    envelope_dispatch(message_id=message_id, sent=message, raw=envelope)
+    envelope_dispatch(message_id=message_id, sent=message, raw=envelope, created=deliveries)

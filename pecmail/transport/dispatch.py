@@ -37,30 +37,28 @@ def envelope_dispatch(
     now: dt.datetime | None = None,
     sent: Message | None = None,
     raw: bytes | None = None,
+    created: list[Delivery] | None = None,
 ) -> int:
     """Queue the transport envelope of sent message ``message_id`` for its remote recipients.
 
     Returns how many recipients were queued now (0 when already done: safe to run twice).
     Certified recipients get their 12 h / 24 h deadlines; esterno ones get none. The accepting
-    transaction passes the Sent copy (``sent``, with its mailbox) and the envelope's bytes
-    (``raw``) it holds, so they are not read back.
+    transaction passes the Sent copy (``sent``, with its mailbox), the envelope's bytes
+    (``raw``) and the Delivery rows it has just created (``created``), so none is read back:
+    an envelope signed in that very transaction cannot have been queued before.
     """
     now = now or timezone.now()
     with transaction.atomic(savepoint=False):
         if sent is None or sent.pk != message_id:
-            sent = Message.objects.select_related("mailbox").get(pk=message_id)
-            raw = None
+            sent, raw, created = Message.objects.select_related("mailbox").get(pk=message_id), None, None
         if not sent.envelope_sha256:
             return 0
-        remote = [
-            d
-            for d in Delivery.objects.filter(message=sent, state=Delivery.State.QUEUED).order_by("id")
-            if not domain_is_local(d.recipient)
-        ]
-        queued = set()
-        for row in OutboundMessage.objects.filter(raw_sha256=sent.envelope_sha256):
-            queued.update(r.lower() for r in row.recipients)
-        todo = [d for d in remote if d.recipient.lower() not in queued]
+        if created is not None and all(d.pk is not None and d.message_id == sent.pk for d in created):
+            todo = [
+                d for d in created if d.state == Delivery.State.QUEUED and not domain_is_local(d.recipient)
+            ]
+        else:
+            todo = _undispatched(sent)
         if not todo:
             return 0
         if raw is None:
@@ -88,6 +86,19 @@ def envelope_dispatch(
             ignore_conflicts=True,
         )
     return len(todo)
+
+
+def _undispatched(sent: Message) -> list[Delivery]:
+    """The remote recipients of ``sent`` still queued and not yet handed to transport."""
+    remote = [
+        d
+        for d in Delivery.objects.filter(message=sent, state=Delivery.State.QUEUED).order_by("id")
+        if not domain_is_local(d.recipient)
+    ]
+    queued = set()
+    for row in OutboundMessage.objects.filter(raw_sha256=sent.envelope_sha256):
+        queued.update(r.lower() for r in row.recipients)
+    return [d for d in remote if d.recipient.lower() not in queued]
 
 
 def dispatch_sweep(*, now: dt.datetime | None = None) -> int:

@@ -409,7 +409,10 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
             return outcome
         # Delivery receipts and notices are for the user: filed unchanged in the Inbox.
         owner_addresses = [a for a in recipients if a != service] or [sent.mailbox.address]
-        mailbox = Mailbox.objects.filter(address__in=owner_addresses).first() or sent.mailbox
+        if sent.mailbox.address.lower() in owner_addresses:
+            mailbox = sent.mailbox  # as nearly always: the receipt comes to the sender
+        else:
+            mailbox = Mailbox.objects.filter(address__in=owner_addresses).first() or sent.mailbox
         recipient = (d.consegna or "").lower()
         kind = result.kind
         try:

@@ -279,7 +279,8 @@ def test_a_row_a_worker_sends_inline_is_inserted_claimed_and_a_crash_before_the_
     row = OutboundMessage.objects.latest("id")
     assert (row.state, row.attempts) == (OutboundMessage.State.SENT, 1)
     outbound_sql = [q["sql"] for q in queries if "transport_outboundmessage" in q["sql"]]
-    assert [sql.split()[0] for sql in outbound_sql] == ["SELECT", "INSERT", "UPDATE"], outbound_sql
+    # No look for an earlier send of an envelope just signed, no claim: the insert and the result.
+    assert [sql.split()[0] for sql in outbound_sql] == ["INSERT", "UPDATE"], outbound_sql
     assert '"claimed_at"' not in outbound_sql[-1]  # the one UPDATE records the result
 
     with monkeypatch.context() as crash:
@@ -473,3 +474,31 @@ def test_it_files_a_receipt_whose_sent_message_is_gone_once(
     feed(receipt.raw, [alice.address], django_capture_on_commit_callbacks)
     kinds = [m.kind for m in inbox(alice)]
     assert kinds.count(Message.Kind.DELIVERY) == 1
+
+
+def test_accepting_a_submission_queues_its_envelope_without_reading_back_what_it_created(
+    alice, provider_b, routed_sink, submit, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The accepting transaction hands its Delivery rows to dispatch: no read of them, and no
+    look for an earlier send of an envelope it has just signed."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pecmail.mail import tasks as mail_tasks
+    from pecmail.mail.pipeline import message_accept
+
+    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *a, **kw: None)
+    sent = submit(to=[BOB], cc=["dave@mail.test"])
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+        assert message_accept(message_id=sent.pk) == "accepted"
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if 'FROM "mail_delivery"' in sql]
+    assert not [sql for sql in reads if 'FROM "transport_outboundmessage"' in sql]
+    rows = {row.domain: row for row in OutboundMessage.objects.all()}
+    assert set(rows) == {"pec-b.test", "mail.test"}
+    (deadline,) = DeliveryDeadline.objects.all()
+    assert deadline.delivery.recipient == BOB  # the esterno recipient gets no deadline
+    # A second dispatch (the sweep after a lost signal) finds everything queued already.
+    from pecmail.transport.dispatch import envelope_dispatch
+
+    assert envelope_dispatch(message_id=sent.pk) == 0
