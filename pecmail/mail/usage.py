@@ -88,9 +88,8 @@ WITH folded AS (
 ), moved AS (
     UPDATE mail_mailbox AS m SET used_bytes = m.used_bytes + sums.bytes
     FROM sums WHERE m.id = sums.mailbox_id
-    RETURNING m.id
 )
-SELECT (SELECT COUNT(*) FROM folded), (SELECT COUNT(*) FROM moved)
+SELECT COUNT(*) FROM folded
 """
 
 
@@ -107,7 +106,7 @@ def usage_fold(*, batch: int = FOLD_BATCH) -> int:
             # One statement: the rows it deletes are the rows it adds, even while others insert.
             with connection.cursor() as cursor:
                 cursor.execute(_FOLD_POSTGRESQL, [batch])
-                folded, _moved = cursor.fetchone()
+                (folded,) = cursor.fetchone()
         else:
             folded = _fold_batch_locked(batch)
         done += folded

@@ -500,11 +500,12 @@ def _anomaly_deliver(
     key = f"sha256:{inbound.raw_sha256}"
     outcome: dict = {"reason": reason, "recipients": {}}
     recipients: list[str] = []
+    postmasters = postmaster_mailboxes()
     for recipient in _local_recipients(inbound):
         if not is_postmaster(recipient):
             recipients.append(recipient)
-        elif postmaster_mailboxes():
-            recipients.extend(postmaster_mailboxes())
+        elif postmasters:
+            recipients.extend(postmasters)
         else:
             log.warning("inbound %s: mail for %s, but PEC_POSTMASTER names no mailbox", inbound.pk, recipient)
             outcome["recipients"][recipient] = "no-postmaster"
