@@ -47,6 +47,8 @@ from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, index, pki
 from pecmail.certification.log import LogEvent, log_append, log_append_many
 from pecmail.certification.trust import TrustStore
+from pecmail.lib.prepared import PreparedRead, PreparedUpdate
+from pecmail.lib.rows import rows_insert
 from pecmail.transport import scanner
 
 from . import parsing, storage
@@ -154,6 +156,37 @@ def _transaction_for(*, sent: Message, raw: bytes, pec_id: str, when: datetime) 
     return envelopes.Transaction.from_message(raw, pec_id=pec_id, when=when, recipient_types=types)
 
 
+# The reads every message makes, compiled once per process (``PreparedRead``).
+_PENDING_RAW = PreparedRead(
+    lambda pk: Message.objects.filter(
+        pk=pk, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
+    ).values_list("raw_sha256", flat=True)
+)
+_CLAIM = PreparedUpdate(
+    lambda pk: Message.objects.filter(
+        pk=pk, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
+    ),
+    "submission_state",
+)
+_ENVELOPED = PreparedUpdate(lambda pk: Message.objects.filter(pk=pk), "pec_id", "envelope_sha256")
+_SUBMISSION = PreparedRead(lambda pk: Message.objects.select_related("mailbox").filter(pk=pk))
+_INBOX = PreparedRead(lambda mailbox_id: Folder.objects.filter(mailbox_id=mailbox_id, role=Folder.Role.INBOX))
+_MAILBOX = PreparedRead(lambda address: Mailbox.objects.filter(address=address))
+_DELIVERED = PreparedRead(
+    lambda mailbox_id, pec_id: Message.objects.filter(
+        mailbox_id=mailbox_id, pec_id=pec_id, kind=Message.Kind.CERTIFIED
+    ).order_by("pk")[:1]
+)
+
+
+def inbox_of(mailbox: Mailbox) -> Folder:
+    """A mailbox's Inbox (every mailbox has one: ``Folder.DoesNotExist`` otherwise)."""
+    inbox = _INBOX.first(mailbox.pk)
+    if inbox is None:
+        raise Folder.DoesNotExist(f"mailbox {mailbox.pk} has no Inbox")
+    return inbox
+
+
 def message_accept(*, message_id: int) -> str:
     """Accept or refuse a submission; returns "accepted", "refused" or "skipped" (already done).
 
@@ -164,13 +197,7 @@ def message_accept(*, message_id: int) -> str:
     per virus and the original quarantined; raises ``scanner.ScannerUnavailable`` (leaving
     the submission pending for a retry) when the scanner cannot answer.
     """
-    pending_sha256 = (
-        Message.objects.filter(
-            pk=message_id, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
-        )
-        .values_list("raw_sha256", flat=True)
-        .first()
-    )
+    pending_sha256 = _PENDING_RAW.first(message_id)
     if pending_sha256 is None:
         return "skipped"
     # Scanned before the claim and outside any transaction: a scanner outage leaves the
@@ -178,19 +205,17 @@ def message_accept(*, message_id: int) -> str:
     virus = scanner.scan(storage.raw_get(pending_sha256))
     with transaction.atomic():
         # The claim: only one run moves the submission out of PENDING; a crash rolls it back.
-        claimed = Message.objects.filter(
-            pk=message_id, kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING
-        ).update(submission_state=Message.Submission.ACCEPTED)
+        claimed = _CLAIM(message_id, submission_state=Message.Submission.ACCEPTED)
         if not claimed:
             return "skipped"
-        sent = Message.objects.select_related("mailbox").get(pk=message_id)
+        (sent,) = _SUBMISSION(message_id)
         raw = storage.raw_get(sent.raw_sha256)
         identity = pki.load_identity()
         when = timezone.now()
         pec_id = envelopes.new_pec_id(identity.domain, when)
         tx = _transaction_for(sent=sent, raw=raw, pec_id=pec_id, when=when)
         problems = formal_problems(sent=sent, raw=raw)
-        inbox = Folder.objects.get(mailbox=sent.mailbox, role=Folder.Role.INBOX)
+        inbox = inbox_of(sent.mailbox)
         if virus:
             return _refuse_for_virus(sent=sent, raw=raw, tx=tx, identity=identity, inbox=inbox, virus=virus)
         if problems:
@@ -215,18 +240,20 @@ def message_accept(*, message_id: int) -> str:
         _store_notice(sent=sent, folder=inbox, built=acceptance, kind=Message.Kind.ACCEPTANCE)
         envelope = envelopes.build_transport_envelope(tx, raw, identity=identity)
         envelope_sha256 = storage.raw_put(envelope.raw)
-        Message.objects.filter(pk=sent.pk).update(pec_id=pec_id, envelope_sha256=envelope_sha256)
+        _ENVELOPED(sent.pk, pec_id=pec_id, envelope_sha256=envelope_sha256)
         sent.pec_id, sent.envelope_sha256 = pec_id, envelope_sha256
         to = {a.lower() for a in sent.to_addresses}
         rcpt = recipients_of(sent)
-        deliveries = Delivery.objects.bulk_create(
-            Delivery(
-                message=sent,
-                recipient=address,
-                header=Delivery.Header.TO if address in to else Delivery.Header.CC,
-                certified=tx.recipient_types.get(address) == "certificato",
-            )
-            for address in rcpt
+        deliveries = rows_insert(
+            [
+                Delivery(
+                    message=sent,
+                    recipient=address,
+                    header=Delivery.Header.TO if address in to else Delivery.Header.CC,
+                    certified=tx.recipient_types.get(address) == "certificato",
+                )
+                for address in rcpt
+            ]
         )
         # Both rows under one lock of the log head (the chain is the same as two appends).
         log_append_many(
@@ -343,11 +370,11 @@ def envelope_deliver_local(
     results: list[LocalDelivery] = []
     for recipient in recipients:
         address = recipient.strip().lower()
-        mailbox = Mailbox.objects.filter(address=address).first()
+        mailbox = _MAILBOX.first(address)
         if mailbox is None:
             results.append(LocalDelivery(recipient=address, outcome="no-dest", message=None))
             continue
-        existing = Message.objects.filter(mailbox=mailbox, pec_id=pec_id, kind=Message.Kind.CERTIFIED).first()
+        existing = _DELIVERED.first(mailbox.pk, pec_id)
         if existing is None and mailbox_usage(mailbox=mailbox) + len(raw) > mailbox.quota_bytes:
             results.append(LocalDelivery(recipient=address, outcome="full", message=None))
             continue

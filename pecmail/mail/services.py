@@ -112,7 +112,9 @@ def message_store(
         values["has_html"] = parsed.html is not None
     values.update(fields)
     if folder is None:
-        folder = Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX)
+        from .pipeline import inbox_of
+
+        folder = inbox_of(mailbox)
     message = Message(
         mailbox=mailbox,
         folder=folder,

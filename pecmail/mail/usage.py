@@ -23,8 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+
+from pecmail.lib.prepared import PreparedRead
 
 from .models import Mailbox, MailboxUsageChange
 
@@ -34,12 +36,7 @@ NEARLY_FULL = 0.9
 FOLD_BATCH = 10_000
 
 
-def mailbox_usage(*, mailbox: Mailbox) -> int:
-    """Bytes the mailbox's messages take now (raw sizes, Trash included).
-
-    One statement, so on PostgreSQL it sees ``used_bytes`` and the changes not yet folded in
-    one snapshot: a fold committing meanwhile is seen whole or not at all.
-    """
+def _usage_query(pk: int) -> QuerySet:
     pending = (
         MailboxUsageChange.objects.filter(mailbox_id=OuterRef("pk"))
         .order_by()
@@ -47,12 +44,24 @@ def mailbox_usage(*, mailbox: Mailbox) -> int:
         .annotate(total=Sum("bytes"))
         .values("total")
     )
-    total = (
-        Mailbox.objects.filter(pk=mailbox.pk)
+    return (
+        Mailbox.objects.filter(pk=pk)
         .annotate(total=F("used_bytes") + Coalesce(Subquery(pending), 0))
         .values_list("total", flat=True)
-        .first()
     )
+
+
+# Read before every delivery: compiled once (``PreparedRead``).
+_USAGE = PreparedRead(_usage_query)
+
+
+def mailbox_usage(*, mailbox: Mailbox) -> int:
+    """Bytes the mailbox's messages take now (raw sizes, Trash included).
+
+    One statement, so on PostgreSQL it sees ``used_bytes`` and the changes not yet folded in
+    one snapshot: a fold committing meanwhile is seen whole or not at all.
+    """
+    total = _USAGE.first(mailbox.pk)
     return max(int(total or 0), 0)
 
 

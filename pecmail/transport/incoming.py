@@ -26,10 +26,11 @@ from pecmail.certification import envelopes, pki
 from pecmail.certification.classify import Classification, classify
 from pecmail.certification.index import trust_store
 from pecmail.certification.log import LogEvent, log_append, log_append_many, log_deferred
-from pecmail.lib.rows import row_insert_new
+from pecmail.lib.prepared import PreparedRead, PreparedUpdate
+from pecmail.lib.rows import row_insert_new, rows_insert
 from pecmail.mail import parsing, storage
-from pecmail.mail.models import Delivery, Folder, Mailbox, Message
-from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse
+from pecmail.mail.models import Delivery, Mailbox, Message
+from pecmail.mail.pipeline import delivery_receipt_build, envelope_deliver_local, headers_parse, inbox_of
 from pecmail.mail.services import message_store
 
 from . import scanner
@@ -49,9 +50,14 @@ RECEIPT_KINDS = (
 )
 
 
+_INBOUND = PreparedRead(lambda pk: InboundMessage.objects.filter(pk=pk))
+
+
 def inbound_process(*, inbound_id: int) -> str:
     """Process one accepted SMTP transaction; returns what it was ("skipped" if already done)."""
-    inbound = InboundMessage.objects.get(pk=inbound_id)
+    inbound = _INBOUND.first(inbound_id)
+    if inbound is None:
+        raise InboundMessage.DoesNotExist(f"no inbound message {inbound_id}")
     if inbound.state == InboundMessage.State.PROCESSED:
         return "skipped"
     raw = _inbound_raw(inbound)
@@ -73,8 +79,20 @@ def inbound_process(*, inbound_id: int) -> str:
     return result.kind
 
 
+_MARK_PROCESSED = PreparedUpdate(
+    lambda pk: InboundMessage.objects.filter(pk=pk, state=InboundMessage.State.RECEIVED),
+    "state",
+    "kind",
+    "pec_id",
+    "processed_at",
+    "outcome",
+    "raw",
+)
+
+
 def _mark_processed(inbound: InboundMessage, result: Classification, now: dt.datetime, outcome: dict) -> None:
-    InboundMessage.objects.filter(pk=inbound.pk, state=InboundMessage.State.RECEIVED).update(
+    _MARK_PROCESSED(
+        inbound.pk,
         state=InboundMessage.State.PROCESSED,
         kind=result.kind,
         pec_id=(result.pec_id or "")[:255],
@@ -216,12 +234,16 @@ def _envelope_accept(
         ]
         if claimed:
             built = envelopes.build_take_charge(tx, claimed, identity=identity, to=provider.mail_receipt)
-            TakeCharge.objects.create(
-                pec_id=tx.pec_id,
-                sender_provider=provider.name,
-                inbound=inbound,
-                recipients=claimed,
-                message_id=built.message_id,
+            rows_insert(
+                [
+                    TakeCharge(
+                        pec_id=tx.pec_id,
+                        sender_provider=provider.name,
+                        inbound=inbound,
+                        recipients=claimed,
+                        message_id=built.message_id,
+                    )
+                ]
             )
             outbound_enqueue(
                 raw=built.raw,
@@ -245,10 +267,7 @@ def _envelope_accept(
             )
             outcome["take_charge"] = built.message_id
         # Claimed by this run or left pending by an earlier one that failed after its claims.
-        pending = InboundDelivery.objects.filter(
-            pec_id=tx.pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
-        ).values_list("id", "recipient")
-        for row_id, recipient in list(pending):
+        for row_id, recipient in _PENDING_RECIPIENTS(tx.pec_id, recipients):
             outcome["recipients"][recipient], event = _recipient_deliver(
                 row_id=row_id,
                 recipient=recipient,
@@ -268,6 +287,19 @@ def _envelope_accept(
     return outcome
 
 
+_PENDING_RECIPIENTS = PreparedRead(
+    lambda pec_id, recipients: InboundDelivery.objects.filter(
+        pec_id=pec_id, recipient__in=recipients, outcome=InboundDelivery.Outcome.PENDING
+    ).values_list("id", "recipient")
+)
+_INBOUND_DELIVERY_CLAIM = PreparedUpdate(
+    lambda pk: InboundDelivery.objects.filter(pk=pk, outcome=InboundDelivery.Outcome.PENDING), "outcome"
+)
+_INBOUND_DELIVERY_DONE = PreparedUpdate(
+    lambda pk: InboundDelivery.objects.filter(pk=pk), "outcome", "message_id", "notice_message_id"
+)
+
+
 def _recipient_deliver(
     *,
     row_id: int,
@@ -284,9 +316,7 @@ def _recipient_deliver(
     the event for the provider log."""
     identity = pki.load_identity()
     final = InboundDelivery.Outcome.VIRUS if virus else InboundDelivery.Outcome.DELIVERED
-    claimed = InboundDelivery.objects.filter(pk=row_id, outcome=InboundDelivery.Outcome.PENDING).update(
-        outcome=final
-    )
+    claimed = _INBOUND_DELIVERY_CLAIM(row_id, outcome=final)
     if not claimed:
         return "duplicate", None
     if virus:
@@ -314,7 +344,8 @@ def _recipient_deliver(
             classification=result,
         )
         outcome = delivered.outcome
-        InboundDelivery.objects.filter(pk=row_id).update(
+        _INBOUND_DELIVERY_DONE(
+            row_id,
             outcome=outcome,
             message_id=delivered.message.pk if delivered.message else None,
             notice_message_id=built.message_id,
@@ -342,15 +373,38 @@ def _recipient_deliver(
     )
 
 
-def _referenced_sent(result: Classification, mailbox_address: str | None = None) -> Message | None:
+# Read for every receipt that arrives: compiled once (``PreparedRead``).
+_SENT_BY_PEC_ID = PreparedRead(
+    lambda ids: (
+        Message.objects.select_related("mailbox")
+        .filter(kind=Message.Kind.SUBMITTED, pec_id__in=ids)
+        .order_by("pk")[:1]
+    )
+)
+
+
+def _referenced_sent(result: Classification) -> Message | None:
     ids = [
         i for i in [result.daticert.identificativo if result.daticert else "", *result.referenced_ids] if i
     ]
-    ids = [i.strip("<>") for i in ids]
-    query = Message.objects.select_related("mailbox").filter(kind=Message.Kind.SUBMITTED, pec_id__in=ids)
-    if mailbox_address:
-        query = query.filter(mailbox__address__iexact=mailbox_address)
-    return query.first()
+    return _SENT_BY_PEC_ID.first([i.strip("<>") for i in ids])
+
+
+# Every receipt that arrives moves its Delivery row: compiled once.
+_TAKEN_IN_CHARGE = PreparedUpdate(
+    lambda message_id, recipients: Delivery.objects.filter(
+        message_id=message_id, recipient__in=recipients, taken_in_charge_at__isnull=True
+    ),
+    "taken_in_charge_at",
+)
+_DELIVERED = PreparedUpdate(
+    lambda message_id, recipient: Delivery.objects.filter(message_id=message_id, recipient=recipient).exclude(
+        state=Delivery.State.DELIVERED
+    ),
+    "state",
+    "delivered_at",
+    "receipt",
+)
 
 
 def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classification, now: dt.datetime) -> dict:
@@ -371,9 +425,7 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
     with transaction.atomic():
         if result.kind == "presa-in-carico":
             covered = [a.lower() for a in (d.ricezione or [])] or [r.address.lower() for r in d.destinatari]
-            moved = Delivery.objects.filter(
-                message=sent, recipient__in=covered, taken_in_charge_at__isnull=True
-            ).update(taken_in_charge_at=d.data or now)
+            moved = _TAKEN_IN_CHARGE(sent.pk, covered, taken_in_charge_at=d.data or now)
             outcome["taken_in_charge"] = moved
             if not moved:
                 # Already recorded (a re-run, or a peer resending it): one log row per take-charge.
@@ -421,7 +473,7 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
                     mailbox=mailbox,
                     raw=raw,
                     kind=kind,
-                    folder=Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX),
+                    folder=inbox_of(mailbox),
                     related=sent,
                     recipient=recipient,
                     classification=result,
@@ -429,13 +481,15 @@ def _receipt_accept(*, inbound: InboundMessage, raw: bytes, result: Classificati
         except IntegrityError:
             outcome["duplicate"] = True
             return outcome
-        delivery = Delivery.objects.filter(message=sent, recipient__iexact=recipient)
+        # Delivery.recipient is stored lower-cased (message_accept), like ``recipient``.
         if kind == "avvenuta-consegna":
-            delivery.exclude(state=Delivery.State.DELIVERED).update(
-                state=Delivery.State.DELIVERED, delivered_at=d.data or now, receipt=stored
+            _DELIVERED(
+                sent.pk, recipient, state=Delivery.State.DELIVERED, delivered_at=d.data or now, receipt=stored
             )
         elif kind == "errore-consegna":
-            delivery.exclude(state=Delivery.State.DELIVERED).update(
+            Delivery.objects.filter(message=sent, recipient=recipient).exclude(
+                state=Delivery.State.DELIVERED
+            ).update(
                 state=Delivery.State.ERROR, error=(d.errore_esteso or d.errore or "")[:2000], receipt=stored
             )
         log_append(

@@ -29,6 +29,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from pecmail.lib import oncommit
+from pecmail.lib.prepared import PreparedUpdate
 from pecmail.lib.rows import row_insert_new
 from pecmail.mail import storage
 
@@ -541,6 +542,16 @@ def _attempt(row: OutboundMessage) -> SmtpOutcome:
     return outcome
 
 
+_RECORD = PreparedUpdate(
+    lambda pk: OutboundMessage.objects.filter(pk=pk),
+    "state",
+    "results",
+    "sent_at",
+    "next_attempt_at",
+    "last_reply",
+)
+
+
 def _record(row: OutboundMessage, outcome: SmtpOutcome, *, now: dt.datetime) -> tuple[str, dt.timedelta]:
     """Record an attempt's answers inside the caller's transaction: the row's new state, the
     log rows, the notices they call for; returns (state, the backoff before a retry)."""
@@ -584,7 +595,8 @@ def _record(row: OutboundMessage, outcome: SmtpOutcome, *, now: dt.datetime) -> 
         state = OutboundMessage.State.SENT
     delay = backoff(row.attempts)
     last = next(iter(outcome.transient.values()), None) or next(iter(outcome.permanent.values()), None)
-    OutboundMessage.objects.filter(pk=row.pk).update(
+    _RECORD(
+        row.pk,
         state=state,
         results=results,
         sent_at=now if state == OutboundMessage.State.SENT else None,
