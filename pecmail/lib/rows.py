@@ -6,8 +6,9 @@ longer building its statement than the database spends running it. This builds t
 ``INSERT … RETURNING`` from the model's fields (each value adapted by the field itself, as
 the ORM does) and caches the statement per shape.
 
-For plain models only: concrete local fields, an auto-incremented primary key, no
-multi-table inheritance. Like ``bulk_create`` it sends no signals and calls no ``save()``.
+For plain models only: concrete local fields, no multi-table inheritance, and a primary key
+that is auto-incremented or set on the instance (the search document's one-to-one key). Like
+``bulk_create`` it sends no signals and calls no ``save()``.
 
 ``row_insert_new`` inserts unless the unique key exists (no savepoint). On PostgreSQL,
 ``rows_insert_sql`` and ``statement_with`` put such inserts, with other writes, into one
@@ -35,7 +36,8 @@ def _statement(model: type[models.Model], connection: Any, count: int) -> tuple[
 
 def _statement_build(model: type[models.Model], quote: Any, count: int) -> tuple[str, tuple]:
     meta = model._meta
-    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    # An auto-incremented key is the database's to assign; any other is the instance's value.
+    fields = tuple(f for f in meta.concrete_fields if f is not meta.auto_field)
     columns = ", ".join(quote(f.column) for f in fields)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     values = ", ".join([row] * count)

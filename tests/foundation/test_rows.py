@@ -128,3 +128,22 @@ def test_statements_joined_with_with_run_as_one_and_store_what_rows_insert_store
     # The part nothing reads ran all the same; a statement with no parts is the final one alone.
     assert OutboxItem.objects.get().kwargs == {"n": 1}
     assert statement_with([], ("SELECT %s", [1])) == ("SELECT %s", [1])
+
+
+def test_a_key_set_on_the_instance_is_inserted_as_given(alice):
+    """The search document's primary key is its message's: no auto-increment to return."""
+    from pecmail.mail.services import message_store
+    from pecmail.search.models import MessageSearchDocument
+    from pecmail.search.services import document_build
+
+    message = message_store(
+        mailbox=alice, raw=b"From: carla@example.test\r\nSubject: Preventivo\r\n\r\nTesto.\r\n"
+    )
+    MessageSearchDocument.objects.filter(message_id=message.pk).delete()
+    document = document_build(message=message)
+    (row,) = rows_insert([document])
+    assert row.pk == message.pk and not row._state.adding
+    stored_fields = MessageSearchDocument.objects.filter(pk=message.pk).values().get()
+    assert stored_fields == {
+        f.attname: getattr(document, f.attname) for f in MessageSearchDocument._meta.concrete_fields
+    }

@@ -36,6 +36,33 @@ def test_it_stores_a_message_with_parsed_metadata(alice):
     assert storage.raw_get(message.raw_sha256).startswith(b"From: Bob")
 
 
+def test_a_stored_message_is_the_row_save_would_write_and_is_indexed(alice):
+    """message_store inserts through rows_insert and sends post_save itself, as save() would."""
+    from django.db.models.signals import pre_save
+
+    from pecmail.search.models import MessageSearchDocument
+
+    # save() would also send pre_save: message_store relies on nobody listening for it.
+    assert not pre_save.has_listeners(Message)
+    message = store(alice, subject="Fattura 42")
+    assert message.pk and not message._state.adding and message._state.db == "default"
+    assert message.created_at is not None
+    fresh = Message.objects.get(pk=message.pk)
+    copy = Message.objects.get(pk=message.pk)
+    copy.pk, copy._state.adding = None, True
+    copy.save(force_insert=True)
+    mine, theirs = (
+        {
+            f.attname: getattr(m, f.attname)
+            for f in Message._meta.concrete_fields
+            if f.attname not in ("id", "created_at")
+        }
+        for m in (fresh, Message.objects.get(pk=copy.pk))
+    )
+    assert mine == theirs
+    assert MessageSearchDocument.objects.get(message_id=message.pk).subject.lower() == "fattura 42"
+
+
 def test_it_moves_deletes_to_trash_and_deletes_from_trash(alice):
     message = store(alice)
     archive = services.folder_create(mailbox=alice, name="Archive")
