@@ -170,7 +170,6 @@ _CLAIM = PreparedUpdate(
 )
 _ENVELOPED = PreparedUpdate(lambda pk: Message.objects.filter(pk=pk), "pec_id", "envelope_sha256")
 _SUBMISSION = PreparedRead(lambda pk: Message.objects.select_related("mailbox").filter(pk=pk))
-_INBOX = PreparedRead(lambda mailbox_id: Folder.objects.filter(mailbox_id=mailbox_id, role=Folder.Role.INBOX))
 _MAILBOX = PreparedRead(lambda address: Mailbox.objects.filter(address=address))
 _DELIVERED = PreparedRead(
     lambda mailbox_id, pec_id: Message.objects.filter(
@@ -181,10 +180,9 @@ _DELIVERED = PreparedRead(
 
 def inbox_of(mailbox: Mailbox) -> Folder:
     """A mailbox's Inbox (every mailbox has one: ``Folder.DoesNotExist`` otherwise)."""
-    inbox = _INBOX.first(mailbox.pk)
-    if inbox is None:
-        raise Folder.DoesNotExist(f"mailbox {mailbox.pk} has no Inbox")
-    return inbox
+    from .services import folder_of
+
+    return folder_of(mailbox, Folder.Role.INBOX)
 
 
 def message_accept(*, message_id: int) -> str:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from pecmail.accounts.models import User
 from pecmail.certification import mimebytes
+from pecmail.lib.prepared import PreparedRead
 from pecmail.lib.rows import rows_insert
 
 from . import parsing, storage
@@ -58,6 +59,18 @@ DISPLAY_INNER_KINDS = (
     Message.Kind.ORDINARY,
     Message.Kind.SUBMITTED,
 )
+
+
+# Every message filed and every submission reads one: compiled once (``PreparedRead``).
+_FOLDER = PreparedRead(lambda mailbox_id, role: Folder.objects.filter(mailbox_id=mailbox_id, role=role))
+
+
+def folder_of(mailbox: Mailbox, role: str) -> Folder:
+    """One of the mailbox's system folders (every mailbox has each: ``Folder.DoesNotExist`` if not)."""
+    folder = _FOLDER.first(mailbox.pk, role)
+    if folder is None:
+        raise Folder.DoesNotExist(f"mailbox {mailbox.pk} has no {role} folder")
+    return folder
 
 
 def message_store(
@@ -114,9 +127,7 @@ def message_store(
         values["has_html"] = parsed.html is not None
     values.update(fields)
     if folder is None:
-        from .pipeline import inbox_of
-
-        folder = inbox_of(mailbox)
+        folder = folder_of(mailbox, Folder.Role.INBOX)
     message = Message(
         mailbox=mailbox,
         folder=folder,
@@ -274,7 +285,7 @@ def message_submit(
         mailbox=mailbox,
         raw=raw,
         kind=Message.Kind.SUBMITTED,
-        folder=Folder.objects.get(mailbox=mailbox, role=Folder.Role.SENT),
+        folder=folder_of(mailbox, Folder.Role.SENT),
         seen=True,
         client_msgid=client_msgid,
         receipt_type=receipt_type,
