@@ -121,7 +121,7 @@ class PreparedRead:
 
     def __call__(self, *args: Any, using: str | None = None) -> list[Any]:
         shape = tuple(_kind(arg, i) for i, arg in enumerate(args))
-        plans = self._local.__dict__.setdefault("plans", {})
+        plans = _plans(self._local)
         plan = plans.get((using, shape))
         if plan is None:
             plan = plans[(using, shape)] = self._plan(shape, using)
@@ -158,7 +158,7 @@ class PreparedUpdate:
         if any(hasattr(value, "resolve_expression") for value in values.values()):
             return self.build(*args).update(**values)
         shape = tuple(_kind(arg, i) for i, arg in enumerate(args))
-        plans = self._local.__dict__.setdefault("plans", {})
+        plans = _plans(self._local)
         plan = plans.get((using, shape))
         if plan is None:
             plan = plans[(using, shape)] = self._plan(shape, using, values)
@@ -200,6 +200,18 @@ class PreparedUpdate:
         template = list(params[count:])
         positions = [(count + _position(template, marker, slot), slot) for marker, slot in markers]
         return alias, sql, template, fields, placeholders, compiler, positions
+
+
+# Shapes kept per statement and thread: an ``__in`` list of every length up to this is a few
+# kilobytes each; past it they are compiled again (long lists are rare on the pipeline).
+PLANS_MAX = 64
+
+
+def _plans(local: threading.local) -> dict:
+    plans = local.__dict__.setdefault("plans", {})
+    if len(plans) >= PLANS_MAX:
+        plans.clear()
+    return plans
 
 
 def _set_value(field: Any, value: Any, compiler: Any, connection: Any) -> tuple[str, tuple]:

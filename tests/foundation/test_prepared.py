@@ -187,3 +187,16 @@ def test_a_field_with_its_own_placeholder_binary_bytes_or_null():
     assert bytes(InboundMessage.objects.get(pk=row.pk).raw) == b"\x01other"
     assert keep(row.pk, raw=None, outcome={}) == 1
     assert InboundMessage.objects.values_list("raw", "outcome").get(pk=row.pk) == (None, {})
+
+
+def test_the_shapes_kept_are_bounded_and_a_dropped_one_compiles_again(alice):
+    from pecmail.lib import prepared
+
+    store(alice, 5)
+    read = PreparedRead(
+        lambda subjects: Message.objects.filter(subject__in=subjects).values_list("subject", flat=True)
+    )
+    for length in range(1, prepared.PLANS_MAX + 10):
+        assert read(["5", *[f"x{n}" for n in range(length - 1)]]) == ["5"]
+        assert len(read._local.plans) <= prepared.PLANS_MAX
+    assert read(["5"]) == ["5"]
