@@ -26,13 +26,16 @@ alice submits at a steady ``BENCH_RATES`` (default "20,50") messages per second 
 ``BENCH_SECONDS``; printed are p50/p99 of submit → delivery receipt filed (target p99 < 10 s)
 and whether the rate was sustained: the median latency of the first fifth of the messages
 submitted next to that of the last fifth. Below the offered capacity latency grows over the run
-(and with BENCH_SECONDS); at a steady rate it stays flat.
+(and with BENCH_SECONDS); at a steady rate it stays flat. At a steady rate it also prints the
+CPU time per message of each kind of process (from /proc, Linux only): what a rate costs, and
+so how far the machine is from a higher one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import smtplib
 import socket
 import subprocess
@@ -338,6 +341,75 @@ class Poller:
         self.process.wait(timeout=30)
 
 
+def cpu_snapshot() -> dict[int, tuple[float, str]]:
+    """CPU seconds so far of every process on the machine, each with what it is (Linux /proc).
+
+    A process of a provider is told apart by the PEC_DOMAIN in its environment, and by its
+    command line: the Celery worker (with its pool), ``pec smtpd`` (with its writer), the rest
+    (beat, the poller); every PostgreSQL backend counts as "postgres", the broker as "redis".
+    Empty without /proc.
+    """
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, tuple[float, str]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmd = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    env = handle.read().split(b"\0")
+            except OSError:
+                env = []
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / ticks
+        domain = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"PEC_DOMAIN=")), "")
+        if cmd.startswith("postgres"):
+            label = "postgres"
+        elif "redis-server" in cmd:
+            label = "redis"
+        elif domain and " worker " in cmd:
+            label = f"{domain} worker"
+        elif domain and " smtpd" in cmd:
+            label = f"{domain} smtpd"
+        elif domain:
+            label = f"{domain} other"
+        else:
+            label = "rest of the machine"
+        out[int(entry)] = (seconds, label)
+    return out
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited (the submitting shell)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_per_message(
+    before: dict[int, tuple[float, str]], after: dict[int, tuple[float, str]], count: int
+) -> str:
+    """Milliseconds of CPU per message, by process kind, between two snapshots."""
+    spent: dict[str, float] = {}
+    for pid, (seconds, label) in after.items():
+        earlier = before.get(pid)
+        spent[label] = (
+            spent.get(label, 0.0) + seconds - (earlier[0] if earlier and earlier[1] == label else 0.0)
+        )
+    parts = sorted(spent.items(), key=lambda item: -item[1])
+    total = sum(v for label, v in parts if label != "rest of the machine")
+    return (
+        f"{total * 1000 / count:.0f} ms ("
+        + ", ".join(f"{label} {seconds * 1000 / count:.1f}" for label, seconds in parts if seconds > 0)
+        + ")"
+    )
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -388,7 +460,11 @@ def end_to_end() -> None:
             for rate in rates:
                 tag = f"e2e-{rate}-{uuid.uuid4().hex[:6]}"
                 count = int(rate * SECONDS)
+                before, children = cpu_snapshot(), _children_cpu()
                 took = a.python(PACED_SUBMIT.format(count=count, rate=rate, tag=tag))
+                after = cpu_snapshot()
+                # The submitting process has exited by now: its time is in this process's children's.
+                after[-1] = (_children_cpu() - children, "submitting process (start-up included)")
                 deadline = time.monotonic() + 300
                 while True:
                     state = poller.ask(tag)
@@ -409,10 +485,17 @@ def end_to_end() -> None:
                     # messages submitted first with those submitted last.
                     fifth = len(lat) // 5
                     first, last = percentile(lat[:fifth], 0.5), percentile(lat[-fifth:], 0.5)
+                    steady = last <= first * 1.5 + 1
                     print(
                         f"    p50 of the first fifth submitted {first:.2f} s, of the last fifth {last:.2f} s"
-                        + (" (growing: not steady at this rate)" if last > first * 1.5 + 1 else " (steady)")
+                        + (" (steady)" if steady else " (growing: not steady at this rate)")
                     )
+                    if steady and after:
+                        # At a steady rate the work done while submitting is the work of what was
+                        # submitted; past capacity it is only what the machine got through.
+                        print(
+                            f"    CPU per message while submitting: {cpu_per_message(before, after, count)}"
+                        )
             poller.close()
         finally:
             for worker in workers:
