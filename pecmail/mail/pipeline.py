@@ -53,6 +53,7 @@ from pecmail.transport import scanner
 
 from . import parsing, storage
 from .models import Delivery, Folder, Mailbox, Message
+from .services import folder_of
 from .usage import mailbox_usage
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ _CLAIM = PreparedUpdate(
 _ENVELOPED = PreparedUpdate(lambda pk: Message.objects.filter(pk=pk), "pec_id", "envelope_sha256")
 _SUBMISSION = PreparedRead(lambda pk: Message.objects.select_related("mailbox").filter(pk=pk))
 _MAILBOX = PreparedRead(lambda address: Mailbox.objects.filter(address=address))
-_DELIVERED = PreparedRead(
+_ALREADY_DELIVERED = PreparedRead(
     lambda mailbox_id, pec_id: Message.objects.filter(
         mailbox_id=mailbox_id, pec_id=pec_id, kind=Message.Kind.CERTIFIED
     ).order_by("pk")[:1]
@@ -180,8 +181,6 @@ _DELIVERED = PreparedRead(
 
 def inbox_of(mailbox: Mailbox) -> Folder:
     """A mailbox's Inbox (every mailbox has one: ``Folder.DoesNotExist`` otherwise)."""
-    from .services import folder_of
-
     return folder_of(mailbox, Folder.Role.INBOX)
 
 
@@ -372,7 +371,7 @@ def envelope_deliver_local(
         if mailbox is None:
             results.append(LocalDelivery(recipient=address, outcome="no-dest", message=None))
             continue
-        existing = _DELIVERED.first(mailbox.pk, pec_id)
+        existing = _ALREADY_DELIVERED.first(mailbox.pk, pec_id)
         if existing is None and mailbox_usage(mailbox=mailbox) + len(raw) > mailbox.quota_bytes:
             results.append(LocalDelivery(recipient=address, outcome="full", message=None))
             continue
