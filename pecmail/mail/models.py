@@ -173,6 +173,13 @@ class Message(models.Model):
             # The sidebar's unread counts read only unseen rows: a partial index keeps them cheap
             # in a folder of 100,000 messages.
             models.Index(fields=["folder"], condition=models.Q(seen=False), name="message_folder_unread"),
+            # The submissions waiting for acceptance, which a burst accepts in one transaction
+            # (pipeline.message_accept): a few rows at any time among millions of messages.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(submission_state="pending"),
+                name="message_pending_submission",
+            ),
         ]
         constraints = [
             # One acceptance per submission, one receipt per message × recipient × kind

@@ -45,7 +45,7 @@ from django.utils import timezone
 
 from pecmail.certification import classify as classify_module
 from pecmail.certification import envelopes, index, pki
-from pecmail.certification.log import LogEvent, log_append, log_append_many
+from pecmail.certification.log import LogEvent, log_append, log_append_many, log_deferred
 from pecmail.certification.trust import TrustStore
 from pecmail.lib.prepared import PreparedRead, PreparedUpdate
 from pecmail.lib.rows import rows_insert
@@ -170,6 +170,15 @@ _CLAIM = PreparedUpdate(
     "submission_state",
 )
 _ENVELOPED = PreparedUpdate(lambda pk: Message.objects.filter(pk=pk), "pec_id", "envelope_sha256")
+# The other submissions waiting for acceptance, oldest first (a partial index holds only them).
+_WAITING = PreparedRead(
+    lambda pk: (
+        Message.objects.filter(kind=Message.Kind.SUBMITTED, submission_state=Message.Submission.PENDING)
+        .exclude(pk=pk)
+        .order_by("pk")
+        .values_list("pk", "raw_sha256")[: ACCEPT_BATCH_MAX - 1]
+    )
+)
 _SUBMISSION = PreparedRead(lambda pk: Message.objects.select_related("mailbox").filter(pk=pk))
 _MAILBOX = PreparedRead(lambda address: Mailbox.objects.filter(address=address))
 _ALREADY_DELIVERED = PreparedRead(
@@ -193,93 +202,171 @@ def message_accept(*, message_id: int) -> str:
     The original is virus-scanned first (SPEC §2.6): infected → avviso di non accettazione
     per virus and the original quarantined; raises ``scanner.ScannerUnavailable`` (leaving
     the submission pending for a retry) when the scanner cannot answer.
+
+    Submissions waiting behind this one (a burst: a queue of tasks) are accepted in the same
+    transaction, up to ``ACCEPT_BATCH_MAX``: one commit, one lock of the log head and one
+    handoff of their envelopes for all of them (``_accept_batch``). Their own tasks then find
+    nothing left to do.
     """
     pending_sha256 = _PENDING_RAW.first(message_id)
     if pending_sha256 is None:
         return "skipped"
     # Scanned before the claim and outside any transaction: a scanner outage leaves the
     # submission PENDING (never accepted unchecked) and clamd never holds a transaction open.
-    virus = scanner.scan(storage.raw_get(pending_sha256))
+    raw = storage.raw_get(pending_sha256)
+    scanned = {message_id: (raw, scanner.scan(raw))}
+    scanned.update(_scan_waiting(message_id))
+    if len(scanned) > 1:
+        outcomes = _accept_batch(scanned)
+        if outcomes is not None:
+            return outcomes.get(message_id, "skipped")
+        # The batch failed and was rolled back: each submission on its own, so that the one
+        # that fails holds back none of the others (their own tasks would run them too).
+        for other, (other_raw, other_virus) in scanned.items():
+            if other == message_id:
+                continue
+            try:
+                _accept_one(other, raw=other_raw, virus=other_virus)
+            except Exception:
+                logger.exception("pipeline: accepting submission %s failed; its own task will retry", other)
+    return _accept_one(message_id, raw=raw, virus=scanned[message_id][1])
+
+
+# Submissions accepted in one transaction at most (SQLite holds its write lock for all of it).
+ACCEPT_BATCH_MAX = 16
+
+
+def _scan_waiting(message_id: int) -> dict[int, tuple[bytes, str | None]]:
+    """The other pending submissions (oldest first), read and scanned: ``{pk: (raw, virus)}``.
+
+    One that cannot be scanned now (scanner outage) or read is left to its own task.
+    """
+    waiting: dict[int, tuple[bytes, str | None]] = {}
+    for pk, sha256 in _WAITING(message_id):
+        try:
+            raw = storage.raw_get(sha256)
+            waiting[pk] = (raw, scanner.scan(raw))
+        except (scanner.ScannerUnavailable, storage.RawMissing):
+            continue
+    return waiting
+
+
+def _accept_batch(scanned: dict[int, tuple[bytes, str | None]]) -> dict[int, str] | None:
+    """Accept the submissions of ``scanned`` in one transaction; None if it failed (rolled back).
+
+    Rows another worker holds (a batch of its own in progress) are skipped, not waited for
+    (``SKIP LOCKED`` on PostgreSQL; SQLite has one writer at a time anyway), so two batches
+    never wait on each other, and each submission is claimed once.
+    """
+    from pecmail.transport.outbound import outbound_batch
+
+    try:
+        with transaction.atomic(), log_deferred(), outbound_batch():
+            claimed = list(
+                Message.objects.select_for_update(skip_locked=True)
+                .filter(
+                    pk__in=sorted(scanned),
+                    kind=Message.Kind.SUBMITTED,
+                    submission_state=Message.Submission.PENDING,
+                )
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            if claimed:
+                Message.objects.filter(pk__in=claimed).update(submission_state=Message.Submission.ACCEPTED)
+            return {pk: _accept_claimed(pk, raw=scanned[pk][0], virus=scanned[pk][1]) for pk in claimed}
+    except Exception:
+        logger.warning(
+            "pipeline: a batch of %d submissions failed; accepting them one by one",
+            len(scanned),
+            exc_info=True,
+        )
+        return None
+
+
+def _accept_one(message_id: int, *, raw: bytes, virus: str | None) -> str:
     with transaction.atomic():
         # The claim: only one run moves the submission out of PENDING; a crash rolls it back.
         claimed = _CLAIM(message_id, submission_state=Message.Submission.ACCEPTED)
         if not claimed:
             return "skipped"
-        (sent,) = _SUBMISSION(message_id)
-        raw = storage.raw_get(sent.raw_sha256)
-        identity = pki.load_identity()
-        when = timezone.now()
-        pec_id = envelopes.new_pec_id(identity.domain, when)
-        tx = _transaction_for(sent=sent, raw=raw, pec_id=pec_id, when=when)
-        problems = formal_problems(sent=sent, raw=raw)
-        inbox = inbox_of(sent.mailbox)
-        if virus:
-            return _refuse_for_virus(sent=sent, raw=raw, tx=tx, identity=identity, inbox=inbox, virus=virus)
-        if problems:
-            reason = " ".join(problems)
-            built = envelopes.build_non_acceptance(tx, identity=identity, reason=reason)
-            _store_notice(sent=sent, folder=inbox, built=built, kind=Message.Kind.NON_ACCEPTANCE)
-            Message.objects.filter(pk=sent.pk).update(
-                submission_state=Message.Submission.REFUSED, pec_id=pec_id
-            )
-            log_append(
-                event="non-accettazione",
-                identifier=pec_id,
-                msgid=sent.client_msgid,
-                sender=sent.mailbox.address,
-                recipients=tx_addresses(tx),
-                subject=sent.subject,
-                details={"problems": problems},
-                at=when,
-            )
-            return "refused"
-        acceptance = envelopes.build_acceptance(tx, identity=identity)
-        _store_notice(sent=sent, folder=inbox, built=acceptance, kind=Message.Kind.ACCEPTANCE)
-        envelope = envelopes.build_transport_envelope(tx, raw, identity=identity)
-        envelope_sha256 = storage.raw_put(envelope.raw)
-        _ENVELOPED(sent.pk, pec_id=pec_id, envelope_sha256=envelope_sha256)
-        sent.pec_id, sent.envelope_sha256 = pec_id, envelope_sha256
-        to = {a.lower() for a in sent.to_addresses}
-        rcpt = recipients_of(sent)
-        deliveries = rows_insert(
-            [
-                Delivery(
-                    message=sent,
-                    recipient=address,
-                    header=Delivery.Header.TO if address in to else Delivery.Header.CC,
-                    certified=tx.recipient_types.get(address) == "certificato",
-                )
-                for address in rcpt
-            ]
-        )
-        # Both rows under one lock of the log head (the chain is the same as two appends).
-        log_append_many(
-            LogEvent(
-                event=event,
-                identifier=pec_id,
-                msgid=sent.client_msgid,
-                sender=sent.mailbox.address,
-                recipients=tx_addresses(tx),
-                subject=sent.subject,
-                at=when,
-            )
-            for event in ("accettazione", "busta-trasporto")
-        )
-        remote = [a for a in rcpt if not is_local(a)]
-        from . import tasks
+        return _accept_claimed(message_id, raw=raw, virus=virus)
 
-        if len(remote) < len(rcpt):
-            tasks.message_deliver_local.delay_on_commit(sent.pk)
-        if remote:
-            envelope_accepted.send(
-                sender=Message,
-                message_id=sent.pk,
-                remote_recipients=remote,
+
+def _accept_claimed(message_id: int, *, raw: bytes, virus: str | None) -> str:
+    """The acceptance (or refusal) of a submission this transaction has just claimed."""
+    (sent,) = _SUBMISSION(message_id)
+    identity = pki.load_identity()
+    when = timezone.now()
+    pec_id = envelopes.new_pec_id(identity.domain, when)
+    tx = _transaction_for(sent=sent, raw=raw, pec_id=pec_id, when=when)
+    problems = formal_problems(sent=sent, raw=raw)
+    inbox = inbox_of(sent.mailbox)
+    if virus:
+        return _refuse_for_virus(sent=sent, raw=raw, tx=tx, identity=identity, inbox=inbox, virus=virus)
+    if problems:
+        reason = " ".join(problems)
+        built = envelopes.build_non_acceptance(tx, identity=identity, reason=reason)
+        _store_notice(sent=sent, folder=inbox, built=built, kind=Message.Kind.NON_ACCEPTANCE)
+        Message.objects.filter(pk=sent.pk).update(submission_state=Message.Submission.REFUSED, pec_id=pec_id)
+        log_append(
+            event="non-accettazione",
+            identifier=pec_id,
+            msgid=sent.client_msgid,
+            sender=sent.mailbox.address,
+            recipients=tx_addresses(tx),
+            subject=sent.subject,
+            details={"problems": problems},
+            at=when,
+        )
+        return "refused"
+    acceptance = envelopes.build_acceptance(tx, identity=identity)
+    _store_notice(sent=sent, folder=inbox, built=acceptance, kind=Message.Kind.ACCEPTANCE)
+    envelope = envelopes.build_transport_envelope(tx, raw, identity=identity)
+    envelope_sha256 = storage.raw_put(envelope.raw)
+    _ENVELOPED(sent.pk, pec_id=pec_id, envelope_sha256=envelope_sha256)
+    sent.pec_id, sent.envelope_sha256 = pec_id, envelope_sha256
+    to = {a.lower() for a in sent.to_addresses}
+    rcpt = recipients_of(sent)
+    deliveries = rows_insert(
+        [
+            Delivery(
                 message=sent,
-                envelope=envelope.raw,
-                deliveries=deliveries,
+                recipient=address,
+                header=Delivery.Header.TO if address in to else Delivery.Header.CC,
+                certified=tx.recipient_types.get(address) == "certificato",
             )
-        return "accepted"
+            for address in rcpt
+        ]
+    )
+    # Both rows under one lock of the log head (the chain is the same as two appends).
+    log_append_many(
+        LogEvent(
+            event=event,
+            identifier=pec_id,
+            msgid=sent.client_msgid,
+            sender=sent.mailbox.address,
+            recipients=tx_addresses(tx),
+            subject=sent.subject,
+            at=when,
+        )
+        for event in ("accettazione", "busta-trasporto")
+    )
+    remote = [a for a in rcpt if not is_local(a)]
+    from . import tasks
+
+    if len(remote) < len(rcpt):
+        tasks.message_deliver_local.delay_on_commit(sent.pk)
+    if remote:
+        envelope_accepted.send(
+            sender=Message,
+            message_id=sent.pk,
+            remote_recipients=remote,
+            message=sent,
+            envelope=envelope.raw,
+            deliveries=deliveries,
+        )
+    return "accepted"
 
 
 def _refuse_for_virus(
