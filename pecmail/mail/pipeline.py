@@ -7,7 +7,8 @@
 
 A submission is virus-scanned (``pecmail.transport.scanner``) before it is accepted: infected →
 avviso di non accettazione per virus and the original quarantined; a scanner that cannot answer
-leaves it pending (the task retries; the sweep re-enqueues it).
+leaves it pending (the task retries; the sweep re-enqueues it). A burst of submissions is
+accepted in one transaction by the first task that runs (``message_accept``).
 
 Every step claims its work with a conditional UPDATE inside one transaction, and unique
 constraints (one acceptance per submission, one delivery per message × mailbox, one receipt
@@ -15,6 +16,8 @@ per message × recipient × kind × notice stage) make a repeated task a no-op. 
 come from ``pecmail.certification``; this module only decides, stores and links.
 
 For the transport engineer:
+- ``envelope_accepted`` may fire for several submissions in one transaction (a burst): a
+  receiver that queues sends joins ``outbound_batch``, which the batch holds open.
 - Recipients outside ``settings.PEC_DOMAIN`` stay ``Delivery.State.QUEUED``; the transport
   envelope to relay is ``storage.raw_get(delivery.message.envelope_sha256)``. The signal
   ``envelope_accepted`` fires inside the accepting transaction with ``message_id``,
@@ -262,7 +265,7 @@ def _accept_batch(scanned: dict[int, tuple[bytes, str | None]]) -> dict[int, str
 
     try:
         with transaction.atomic(), log_deferred(), outbound_batch():
-            claimed = list(
+            free = (
                 Message.objects.select_for_update(skip_locked=True)
                 .filter(
                     pk__in=sorted(scanned),
@@ -272,8 +275,9 @@ def _accept_batch(scanned: dict[int, tuple[bytes, str | None]]) -> dict[int, str
                 .order_by("pk")
                 .values_list("pk", flat=True)
             )
-            if claimed:
-                Message.objects.filter(pk__in=claimed).update(submission_state=Message.Submission.ACCEPTED)
+            # Each still claimed by its conditional UPDATE, as a lone one is: the lock only
+            # keeps batches out of each other's way, the UPDATE is what makes the claim once.
+            claimed = [pk for pk in free if _CLAIM(pk, submission_state=Message.Submission.ACCEPTED)]
             return {pk: _accept_claimed(pk, raw=scanned[pk][0], virus=scanned[pk][1]) for pk in claimed}
     except Exception:
         logger.warning(

@@ -189,3 +189,19 @@ def test_two_workers_accepting_bursts_at_once_accept_each_submission_once(provid
         assert Delivery.objects.filter(message=sent).count() == 1
     assert ProviderLogEntry.objects.filter(event="accettazione").count() == 24
     assert log_verify().ok
+
+
+def test_the_envelopes_of_a_batch_go_out_in_one_handoff(
+    alice, provider, monkeypatch, django_capture_on_commit_callbacks
+):
+    from pecmail.transport import outbound
+    from pecmail.transport.models import OutboundMessage
+
+    handoffs: list[list[int]] = []
+    monkeypatch.setattr(outbound, "outbound_handoff", lambda rows: handoffs.append([r.pk for r in rows]))
+    burst = submitted(alice, 3, to=["dave@mail.altrove.test"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.message_accept(burst[0].pk) == "accepted"
+    rows = list(OutboundMessage.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(rows) == 3
+    assert handoffs == [rows]
