@@ -1,0 +1,171 @@
+"""Accepting a burst of submissions, batched or one by one (not a test: ``.venv/bin/python bench/accept_batch.py``).
+
+A burst — a queue of ``message_accept`` tasks behind a busy worker — is accepted by the first
+task that runs, up to ``pipeline.ACCEPT_BATCH_MAX`` submissions in one transaction; the tasks
+behind it find nothing left to do. This prints, per submission, the wall time, the CPU time of
+this process and of its PostgreSQL backend, and the number of transactions that locked the
+provider log's head, for the same bursts accepted both ways (each task on its own, as before
+batching, and batched), in alternating blocks in one process, and their ratios.
+
+Each burst is ``BENCH_BURST`` submissions (default 16) from alice to bob, a local mailbox,
+so no SMTP is involved; every task of the burst runs, the skipped ones included, and the
+deliveries they publish are not run. ``BENCH_BLOCKS`` (default 8) bursts each way. Uses a
+throw-away database ``<DATABASE_URL name>_bench_accept`` (PostgreSQL, default
+postgres://postgres@127.0.0.1:5432/pecmail) and a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
+os.environ["PECMAIL_DATA_DIR"] = tempfile.mkdtemp(prefix="pecmail-bench-accept-")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-accept-" + "x" * 50)
+
+import dj_database_url  # noqa: E402
+import psycopg  # noqa: E402
+
+BURST = int(os.environ.get("BENCH_BURST", "16"))
+BLOCKS = int(os.environ.get("BENCH_BLOCKS", "8"))
+
+
+def server_connection(config: dict) -> psycopg.Connection:
+    return psycopg.connect(
+        dbname="postgres",
+        user=config["USER"] or None,
+        password=config["PASSWORD"] or None,
+        host=config["HOST"] or None,
+        port=config["PORT"] or None,
+        autocommit=True,
+    )
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        sys.exit("bench/accept_batch.py measures PostgreSQL: set DATABASE_URL=postgres://…")
+    name = f"{config['NAME']}_bench_accept"
+    with server_connection(config) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+os.environ["DATABASE_URL"] = bench_database_url()
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from pecmail.certification.log import log_verify  # noqa: E402
+from pecmail.certification.models import ProviderLogHead  # noqa: E402
+from pecmail.mail import pipeline, services, tasks  # noqa: E402
+from pecmail.mail.models import Message  # noqa: E402
+
+
+def backend_cpu() -> float:
+    """CPU seconds of this connection's PostgreSQL backend (it runs on this machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def burst(alice) -> list[int]:
+    return [
+        services.message_submit(
+            mailbox=alice,
+            to=[f"bob@{settings.PEC_DOMAIN}"],
+            cc=[],
+            subject=f"Raffica {n}",
+            body_text="Testo della fattura.",
+            body_html=None,
+            attachments=[],
+        ).pk
+        for n in range(BURST)
+    ]
+
+
+def accept(ids: list[int], *, batched: bool) -> tuple[float, float, float, int]:
+    """Run every task of the burst: (wall, process CPU, backend CPU, head locks)."""
+    waiting = pipeline._scan_waiting
+    if not batched:
+        pipeline._scan_waiting = lambda message_id: {}
+    head = ProviderLogHead._meta.db_table
+    try:
+        backend = backend_cpu()
+        cpu, wall = time.process_time(), time.perf_counter()
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = [tasks.message_accept(pk) for pk in ids]
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        backend = backend_cpu() - backend
+    finally:
+        pipeline._scan_waiting = waiting
+    locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
+    assert outcomes.count("accepted") >= 1 and set(outcomes) <= {"accepted", "skipped"}, outcomes
+    return wall, cpu, backend, locks
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    call_command("pec", "init-provider", verbosity=0)
+    alice = services.mailbox_create(address=f"alice@{settings.PEC_DOMAIN}", password=None)
+    services.mailbox_create(address=f"bob@{settings.PEC_DOMAIN}", password=None)
+    # The tasks are run by hand below; their deliveries are not run at all.
+    tasks.message_accept.delay_on_commit = lambda *args, **kwargs: None
+    tasks.message_deliver_local.delay_on_commit = lambda *args, **kwargs: None
+    accept(burst(alice), batched=True)  # warm-up: compiled statements, the identity, the trust store
+    accept(burst(alice), batched=False)
+    results: dict[bool, list[tuple[float, float, float, int]]] = {False: [], True: []}
+    for _ in range(BLOCKS):
+        for batched in (False, True):
+            results[batched].append(accept(burst(alice), batched=batched))
+    pending = Message.objects.filter(submission_state=Message.Submission.PENDING).count()
+    assert pending == 0, f"{pending} submissions left pending"
+    assert log_verify().ok
+
+    def per_message(batched: bool, index: int) -> float:
+        return statistics.median(r[index] for r in results[batched]) / BURST * 1000
+
+    print(
+        f"PostgreSQL {connection.pg_version}, bursts of {BURST} submissions, {BLOCKS} bursts each way, "
+        f"ACCEPT_BATCH_MAX {pipeline.ACCEPT_BATCH_MAX}"
+    )
+    print("per submission (median of the bursts)   one by one    batched   ratio")
+    for label, index in (
+        ("wall time, ms", 0),
+        ("CPU of this process, ms", 1),
+        ("CPU of its PostgreSQL backend, ms", 2),
+    ):
+        one, many = per_message(False, index), per_message(True, index)
+        print(f"  {label:<36} {one:10.2f} {many:10.2f}   {many / one:5.2f}")
+    one = statistics.median(r[3] for r in results[False])
+    many = statistics.median(r[3] for r in results[True])
+    print(f"  {'log head locks per burst':<36} {one:10.0f} {many:10.0f}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        connection.close()
+        config = dj_database_url.parse(os.environ["DATABASE_URL"])
+        with server_connection(config) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}"')
+        shutil.rmtree(os.environ["PECMAIL_DATA_DIR"], ignore_errors=True)
