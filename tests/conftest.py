@@ -98,6 +98,17 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_failed_inbound_leak():
+    """The inbound rows whose processing failed are remembered per process (``incoming._failed``),
+    by primary key: the next test's database reuses the keys."""
+    from pecmail.transport import incoming
+
+    incoming._failed.clear()
+    yield
+    incoming._failed.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
     """Each test writes raw messages and keys under its own temporary directory."""
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -17,6 +17,7 @@ import datetime as dt
 import email.message
 import hashlib
 import logging
+import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -104,6 +105,49 @@ def _mark_processed(inbound: InboundMessage, result: Classification, now: dt.dat
 
 # Messages processed in one transaction at most (SQLite holds its write lock for all of it).
 BATCH_MAX = 16
+# Rows whose processing just failed (pk → monotonic time): this process leaves them out of the
+# rows it takes along for as long, so that a row that fails every time (bytes damaged in the
+# spool, for the operator) costs one failed batch, not every later one. Its own task and the
+# retry sweep still run it.
+FAILED_TTL = 600.0
+_failed: dict[int, float] = {}
+
+# The other rows still to process, oldest first, through the partial index ``inbound_received``;
+# a few more than a batch takes, for the failed ones left out.
+_WAITING = PreparedRead(
+    lambda pk: (
+        InboundMessage.objects.filter(state=InboundMessage.State.RECEIVED)
+        .exclude(pk=pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: BATCH_MAX + 15]
+    )
+)
+
+
+def _waiting(inbound_id: int) -> list[int]:
+    now = time.monotonic()
+    for pk in [pk for pk, at in _failed.items() if now - at > FAILED_TTL]:
+        del _failed[pk]
+    return [pk for pk in _WAITING(inbound_id) if pk not in _failed][: BATCH_MAX - 1]
+
+
+def inbound_process_waiting(*, inbound_id: int) -> str:
+    """The task of one SMTP transaction: this message, and the messages waiting behind it.
+
+    A peer sends over few sessions, one transaction after the other, and ``pec smtpd`` commits
+    each on its own when they come one at a time, so under load what waits is a queue of
+    one-message tasks. The first of them to run takes up to ``BATCH_MAX`` - 1 of the waiting
+    rows along (``inbound_process_batch``): one transaction, one commit and one lock of the log
+    head for all of them. Their own tasks then find them processed. Returns this message's outcome.
+    """
+    waiting = _waiting(inbound_id)
+    if not waiting:
+        try:
+            return inbound_process(inbound_id=inbound_id)
+        except Exception:
+            _failed[inbound_id] = time.monotonic()
+            raise
+    return _process_chunk([inbound_id, *waiting])[inbound_id]
 
 
 def inbound_process_batch(inbound_ids: list[int]) -> dict[str, int]:
@@ -118,31 +162,47 @@ def inbound_process_batch(inbound_ids: list[int]) -> dict[str, int]:
     """
     outcomes: dict[str, int] = {}
     for start in range(0, len(inbound_ids), BATCH_MAX):
-        chunk = inbound_ids[start : start + BATCH_MAX]
-        done: list[str] | None = None
-        if len(chunk) > 1:
-            try:
-                with transaction.atomic(), log_deferred(), outbound_batch():
-                    done = [inbound_process(inbound_id=inbound_id) for inbound_id in chunk]
-            except Exception:
-                log.warning(
-                    "transport: a batch of %d inbound messages failed; processing them one by one",
-                    len(chunk),
-                    exc_info=True,
-                )
-        if done is None:
-            done = []
-            for inbound_id in chunk:
-                try:
-                    done.append(inbound_process(inbound_id=inbound_id))
-                except Exception:
-                    log.exception(
-                        "transport: processing inbound %s failed; the retry sweep will run it again",
-                        inbound_id,
-                    )
-                    done.append("failed")
-        for outcome in done:
+        for outcome in _process_chunk(inbound_ids[start : start + BATCH_MAX]).values():
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def _process_chunk(chunk: list[int]) -> dict[int, str]:
+    """Process ``chunk`` (at most ``BATCH_MAX`` rows) in one transaction; each row's outcome.
+
+    A row another worker holds (in a batch of its own) is "skipped", not waited for: ``SKIP
+    LOCKED`` on PostgreSQL, so that two batches never wait on each other or process a row
+    twice; SQLite has one writer at a time anyway. Its holder processes it, or, should its
+    batch fail, processes it on its own.
+    """
+    claimed = chunk
+    if len(chunk) > 1:
+        try:
+            with transaction.atomic(), log_deferred(), outbound_batch():
+                claimed = list(
+                    InboundMessage.objects.select_for_update(skip_locked=True)
+                    .filter(pk__in=sorted(chunk), state=InboundMessage.State.RECEIVED)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
+                done = {pk: inbound_process(inbound_id=pk) for pk in claimed}
+            return {pk: done.get(pk, "skipped") for pk in chunk}
+        except Exception:
+            log.warning(
+                "transport: a batch of %d inbound messages failed; processing them one by one",
+                len(claimed),
+                exc_info=True,
+            )
+    outcomes = {pk: "skipped" for pk in chunk}
+    for inbound_id in claimed:
+        try:
+            outcomes[inbound_id] = inbound_process(inbound_id=inbound_id)
+        except Exception:
+            log.exception(
+                "transport: processing inbound %s failed; the retry sweep will run it again", inbound_id
+            )
+            outcomes[inbound_id] = "failed"
+            _failed[inbound_id] = time.monotonic()
     return outcomes
 
 

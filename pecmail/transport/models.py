@@ -62,6 +62,15 @@ class InboundMessage(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The rows still to process, oldest first: what an inbound task takes along in its
+            # batch and what the retry sweep looks for. Processed rows, nearly all of them, stay out.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(state="received"),
+                name="inbound_received",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"inbound {self.pk} from {self.mail_from}"

@@ -38,9 +38,10 @@ def outbox_relay() -> dict[str, int]:
 
 @shared_task(name="transport.inbound_process", **COMMON)
 def inbound_process(inbound_id: int) -> str:
-    from .incoming import inbound_process as process
+    """One SMTP transaction, and the ones stored after it still waiting (``inbound_process_waiting``)."""
+    from .incoming import inbound_process_waiting
 
-    return process(inbound_id=inbound_id)
+    return inbound_process_waiting(inbound_id=inbound_id)
 
 
 @shared_task(name="transport.inbound_process_many", **COMMON)

@@ -1,0 +1,212 @@
+"""Processing a queue of incoming envelopes, batched or one by one (not a test: ``.venv/bin/python bench/inbound_batch.py``).
+
+A peer sends one SMTP transaction after the other, and ``pec smtpd`` commits each on its own
+when they come one at a time: under load, what waits is a queue of one-message
+``transport.inbound_process`` tasks. The first task that runs takes up to
+``incoming.BATCH_MAX`` waiting messages into its transaction; the tasks behind it find nothing
+left to do. This prints, per message, the wall time, the CPU time of this process and of its
+PostgreSQL backend, and the number of transactions that locked the provider log's head, for
+the same queues processed both ways (each task on its own, as before, and batched), in
+alternating blocks in one process, and their ratios.
+
+Each queue is ``BENCH_BURST`` (default 16) transport envelopes signed by another provider
+(pec-a.test, in our providers index) for bob, each stored as ``pec smtpd`` stores it; every
+task of the queue runs, the skipped ones included. The take-charge and delivery receipts are
+built, signed and queued for SMTP in the same transaction as in production, but not sent
+(that part does not change with batching). ``BENCH_BLOCKS`` (default 8) queues each way. Uses a
+throw-away database ``<DATABASE_URL name>_bench_inbound`` (PostgreSQL, default
+postgres://postgres@127.0.0.1:5432/pecmail) and a temporary data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
+os.environ["PECMAIL_DATA_DIR"] = tempfile.mkdtemp(prefix="pecmail-bench-inbound-")
+os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-inbound-" + "x" * 50)
+
+import dj_database_url  # noqa: E402
+import psycopg  # noqa: E402
+
+BURST = int(os.environ.get("BENCH_BURST", "16"))
+BLOCKS = int(os.environ.get("BENCH_BLOCKS", "8"))
+
+
+def server_connection(config: dict) -> psycopg.Connection:
+    return psycopg.connect(
+        dbname="postgres",
+        user=config["USER"] or None,
+        password=config["PASSWORD"] or None,
+        host=config["HOST"] or None,
+        port=config["PORT"] or None,
+        autocommit=True,
+    )
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        sys.exit("bench/inbound_batch.py measures PostgreSQL: set DATABASE_URL=postgres://…")
+    name = f"{config['NAME']}_bench_inbound"
+    with server_connection(config) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f'CREATE DATABASE "{name}"')
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+os.environ["DATABASE_URL"] = bench_database_url()
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from pecmail.certification import envelopes, testing  # noqa: E402
+from pecmail.certification.log import log_verify  # noqa: E402
+from pecmail.certification.models import ProviderLogHead  # noqa: E402
+from pecmail.mail import services as mail_services  # noqa: E402
+from pecmail.transport import incoming, outbound, services, tasks  # noqa: E402
+from pecmail.transport.models import InboundMessage  # noqa: E402
+
+
+def backend_cpu() -> float:
+    """CPU seconds of this connection's PostgreSQL backend (it runs on this machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def register(identity) -> None:  # noqa: ANN001 - a certification.pki.ProviderIdentity
+    """List the peer (its certificate and domain) in our providers index."""
+    from cryptography.hazmat.primitives import serialization
+
+    from pecmail.certification.models import Provider, ProviderCertificate, ProviderDomain
+    from pecmail.certification.trust import certificate_sha1
+
+    provider = Provider.objects.create(name=identity.name, mail_receipt=identity.service_address)
+    ProviderCertificate.objects.create(
+        provider=provider,
+        der=identity.cert.public_bytes(serialization.Encoding.DER),
+        sha1=certificate_sha1(identity.cert),
+    )
+    ProviderDomain.objects.create(provider=provider, domain=identity.domain)
+
+
+def envelope(peer, n: int) -> bytes:  # noqa: ANN001 - a certification.pki.ProviderIdentity
+    when = timezone.now()
+    original = (
+        "From: Alice Rossi <alice@pec-a.test>\r\n"
+        f"To: bob@{settings.PEC_DOMAIN}\r\n"
+        f"Subject: Fattura {n}\r\n"
+        f"Message-ID: <bench-{n}-{time.monotonic_ns()}@pec-a.test>\r\n"
+        "Date: Mon, 07 Dec 2026 10:00:00 +0100\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Testo della fattura.\r\n"
+    ).encode()
+    tx = envelopes.Transaction.from_message(
+        original, pec_id=envelopes.new_pec_id(peer.domain, when), when=when
+    )
+    return envelopes.build_transport_envelope(tx, original, identity=peer).raw
+
+
+def queue(raws: list[bytes]) -> list[int]:
+    """Each envelope stored by a commit of its own, as pec smtpd stores one that came alone."""
+    ids = []
+    for raw in raws:
+        request = services.InboundRequest(
+            raw=raw, mail_from="alice@pec-a.test", rcpt_tos=[f"bob@{settings.PEC_DOMAIN}"]
+        )
+        ((row, _item),) = services.inbound_store_many([request])
+        ids.append(row.pk)
+    return ids
+
+
+def process(ids: list[int], *, batched: bool) -> tuple[float, float, float, int]:
+    """Run every task of the queue: (wall, process CPU, backend CPU, head locks)."""
+    waiting = incoming._waiting
+    if not batched:
+        incoming._waiting = lambda inbound_id: []
+    head = ProviderLogHead._meta.db_table
+    try:
+        backend = backend_cpu()
+        cpu, wall = time.process_time(), time.perf_counter()
+        with CaptureQueriesContext(connection) as queries:
+            outcomes = [tasks.inbound_process(pk) for pk in ids]
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        backend = backend_cpu() - backend
+    finally:
+        incoming._waiting = waiting
+    locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
+    assert set(outcomes) <= {"posta-certificata", "skipped"}, outcomes
+    return wall, cpu, backend, locks
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    call_command("pec", "init-provider", verbosity=0)
+    mail_services.mailbox_create(address=f"bob@{settings.PEC_DOMAIN}", password=None)
+    peer = testing.make_identity("pec-a.test", "Provider A")
+    register(peer)
+    # The receipts are queued for SMTP in the transaction, as in production, but not sent.
+    outbound.outbound_handoff = lambda rows: None
+    blocks = BLOCKS + 2
+    raws = [envelope(peer, n) for n in range(2 * blocks * BURST)]
+    bursts = [raws[i : i + BURST] for i in range(0, len(raws), BURST)]
+    process(queue(bursts.pop()), batched=True)  # warm-up: compiled statements, the trust store
+    process(queue(bursts.pop()), batched=False)
+    results: dict[bool, list[tuple[float, float, float, int]]] = {False: [], True: []}
+    for _ in range(BLOCKS):
+        for batched in (False, True):
+            results[batched].append(process(queue(bursts.pop()), batched=batched))
+    left = InboundMessage.objects.filter(state=InboundMessage.State.RECEIVED).count()
+    assert left == 0, f"{left} inbound messages left unprocessed"
+    assert log_verify().ok
+
+    def per_message(batched: bool, index: int) -> float:
+        return statistics.median(r[index] for r in results[batched]) / BURST * 1000
+
+    print(
+        f"PostgreSQL {connection.pg_version}, queues of {BURST} envelopes, {BLOCKS} queues each way, "
+        f"BATCH_MAX {incoming.BATCH_MAX}"
+    )
+    print("per envelope (median of the queues)     one by one    batched   ratio")
+    for label, index in (
+        ("wall time, ms", 0),
+        ("CPU of this process, ms", 1),
+        ("CPU of its PostgreSQL backend, ms", 2),
+    ):
+        one, many = per_message(False, index), per_message(True, index)
+        print(f"  {label:<36} {one:10.2f} {many:10.2f}   {many / one:5.2f}")
+    one = statistics.median(r[3] for r in results[False])
+    many = statistics.median(r[3] for r in results[True])
+    print(f"  {'log head locks per queue':<36} {one:10.0f} {many:10.0f}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        connection.close()
+        config = dj_database_url.parse(os.environ["DATABASE_URL"])
+        with server_connection(config) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}"')
+        shutil.rmtree(os.environ["PECMAIL_DATA_DIR"], ignore_errors=True)
