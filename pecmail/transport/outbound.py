@@ -20,6 +20,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -146,8 +147,8 @@ def outbound_batch() -> Iterator[None]:
     """Hand every row queued inside the block to one ``outbound_handoff`` after the commit.
 
     For a transaction that queues several messages (the take-charge and delivery receipts of a
-    batch of envelopes): they go out one after the other over the kept sessions and their
-    answers are recorded in one transaction. Use it inside the transaction
+    batch of envelopes): they go out side by side over the kept sessions and their answers
+    are recorded in one transaction. Use it inside the transaction
     (``with transaction.atomic(), outbound_batch():``); a row queued in a savepoint that is
     rolled back is dropped with it. A nested block joins the outermost one.
     """
@@ -199,22 +200,20 @@ def outbound_handoff(rows: list[OutboundMessage]) -> None:
     lately: it goes out right after the commit that queued it (no broker round trip, no second
     task, and the peer gets it at once). A row for any other domain goes to the task, so that a
     slow or unreachable peer never holds up the task that queued it (a delivery, an
-    acceptance). The claimed rows are sent one after the other and their answers recorded in
-    one transaction (one commit and one lock of the log head for all of them). Rows that need
+    acceptance). The claimed rows are sent side by side (``_attempt_all``) and their answers
+    recorded in one transaction (one commit and one lock of the log head for all of them). Rows that need
     a retry go to the task with their backoff as countdown; a row whose send or record fails
     unexpectedly keeps its claim and is resent by ``outbound_retry_due`` once it expires.
     """
     from pecmail.certification.log import log_deferred
 
-    attempts: list[tuple[OutboundMessage, SmtpOutcome]] = []
+    claimed: list[OutboundMessage] = []
     for row in rows:
         if row.state != OutboundMessage.State.SENDING:
             _publish_send(row.pk)
-            continue
-        try:
-            attempts.append((row, _attempt(row)))
-        except Exception:
-            log.exception("outbound: sending row %s failed; the retry sweep will resend it", row.pk)
+        else:
+            claimed.append(row)
+    attempts = _attempt_all(claimed)
     if not attempts:
         return
     now = timezone.now()
@@ -237,6 +236,56 @@ def outbound_handoff(rows: list[OutboundMessage]) -> None:
     for row, state, delay in recorded:
         if state == OutboundMessage.State.QUEUED:
             _publish_send(row.pk, countdown=int(delay.total_seconds()))
+
+
+def handoff_sessions() -> int:
+    """How many SMTP sessions one handoff uses at once (1: one message after the other)."""
+    return max(1, int(getattr(settings, "PEC_SMTP_HANDOFF_SESSIONS", 4)))
+
+
+# Per process: the threads that send a handoff's rows side by side, each with its own kept
+# sessions (the session pool is per thread). Made on first use in the process that sends, so
+# a prefork child never inherits its parent's.
+_handoff_pool: tuple[int, ThreadPoolExecutor] | None = None
+_handoff_pool_lock = threading.Lock()
+
+
+def _handoff_executor() -> ThreadPoolExecutor:
+    global _handoff_pool
+    with _handoff_pool_lock:
+        if _handoff_pool is None or _handoff_pool[0] != os.getpid():
+            _handoff_pool = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=handoff_sessions(), thread_name_prefix="pec-smtp-out"),
+            )
+        return _handoff_pool[1]
+
+
+def _attempt_all(rows: list[OutboundMessage]) -> list[tuple[OutboundMessage, SmtpOutcome]]:
+    """``_attempt`` every claimed row of a handoff: each row with its outcome, in their order.
+
+    Rows go out side by side over up to ``handoff_sessions()`` sessions. Each transaction
+    waits for the peer's durable commit before its 250; one after the other, a batch of
+    envelopes or receipts would hold the task that queued it for the sum of those waits, and
+    reach the peer one commit at a time. Side by side, the peer's server commits them
+    together and the task waits about as long as for the slowest. The order of arrival
+    carries no meaning: every message stands alone, and a delivery receipt that overtakes its
+    take-charge moves the ``Delivery`` rows the same. A row whose send raised is left out: it
+    keeps its claim, and the retry sweep sends it again once the claim expires.
+    """
+
+    def attempt(row: OutboundMessage) -> SmtpOutcome | None:
+        try:
+            return _attempt(row)
+        except Exception:
+            log.exception("outbound: sending row %s failed; the retry sweep will resend it", row.pk)
+            return None
+
+    if len(rows) > 1 and handoff_sessions() > 1:
+        outcomes = list(_handoff_executor().map(attempt, rows))
+    else:
+        outcomes = [attempt(row) for row in rows]
+    return [(row, outcome) for row, outcome in zip(rows, outcomes, strict=True) if outcome is not None]
 
 
 def _reply_text(reply: bytes | str) -> str:
@@ -271,8 +320,11 @@ class _Session:
     transactions: int = 0
 
 
-# Per process and thread (a prefork child has one thread): open sessions by (pid, host, port, helo).
+# Per process and thread (a prefork child's task thread and its handoff threads): open sessions
+# by (pid, host, port, helo). ``_pools`` holds every live thread's, for ``sessions_close``.
 _sessions = threading.local()
+_pools: dict[int, dict[tuple, _Session]] = {}
+_pools_lock = threading.Lock()
 
 
 def session_idle_limit() -> float:
@@ -289,6 +341,13 @@ def _session_pool() -> dict[tuple, _Session]:
     pool = getattr(_sessions, "pool", None)
     if pool is None:
         pool = _sessions.pool = {}
+        with _pools_lock:
+            alive = {thread.ident for thread in threading.enumerate()}
+            gone = [_pools.pop(ident) for ident in list(_pools) if ident not in alive]
+            _pools[threading.get_ident()] = pool
+        for sessions in gone:  # a thread that ended left its sessions open
+            for session in sessions.values():
+                _session_close(session)
     return pool
 
 
@@ -305,11 +364,17 @@ def _session_close(session: _Session) -> None:
 
 
 def sessions_close() -> None:
-    """Close every session this process keeps (tests; a worker's children just exit)."""
-    pool = _session_pool()
-    while pool:
-        _key, session = pool.popitem()
-        _session_close(session)
+    """Close every session this process keeps, in every thread (tests, shutdown: nothing may be
+    sending meanwhile; a worker's children just exit)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    for pool in pools:
+        while pool:
+            try:
+                _key, session = pool.popitem()
+            except KeyError:  # emptied meanwhile
+                break
+            _session_close(session)
 
 
 def _session_take(key: tuple) -> _Session | None:

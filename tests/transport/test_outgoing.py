@@ -502,3 +502,81 @@ def test_accepting_a_submission_queues_its_envelope_without_reading_back_what_it
     from pecmail.transport.dispatch import envelope_dispatch
 
     assert envelope_dispatch(message_id=sent.pk) == 0
+
+
+def test_a_handoff_sends_its_messages_side_by_side_and_records_each(
+    alice, provider_b, routed_sink, in_worker, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A batch of acceptances hands its envelopes over at once on several sessions, so the
+    peer's server (each 250 waits for its durable commit) commits them together."""
+    import asyncio
+    import time
+
+    from pecmail.mail import tasks as mail_tasks
+    from pecmail.transport import outbound
+
+    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
+    burst = [
+        mail_services.message_submit(
+            mailbox=alice,
+            to=[BOB],
+            cc=[],
+            subject=f"Offerta {n}",
+            body_text="In allegato.",
+            body_html=None,
+            attachments=[],
+        )
+        for n in range(4)
+    ]
+    answering = {"now": 0, "most": 0}
+    data = routed_sink.handle_DATA
+
+    async def slow_data(server, session, envelope):  # a peer waiting for its commit
+        answering["now"] += 1
+        answering["most"] = max(answering["most"], answering["now"])
+        await asyncio.sleep(0.3)
+        answering["now"] -= 1
+        return await data(server, session, envelope)
+
+    monkeypatch.setattr(routed_sink, "handle_DATA", slow_data)
+    outbound._reached["pec-b.test"] = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert mail_tasks.message_accept(burst[0].pk) == "accepted"
+    assert in_worker == []  # all four sent inline, none left to the task
+    assert len(routed_sink.messages) == 4
+    assert answering["most"] > 1
+    rows = OutboundMessage.objects.all()
+    assert len(rows) == 4 and {row.state for row in rows} == {OutboundMessage.State.SENT}
+    assert {row.attempts for row in rows} == {1}
+    for sent in burst:
+        assert deliveries(sent)[BOB].state == Delivery.State.QUEUED  # sent, awaiting B's receipts
+
+
+def test_a_handoff_goes_one_message_after_the_other_with_one_session(
+    alice, provider_b, routed_sink, in_worker, monkeypatch, django_capture_on_commit_callbacks, settings
+):
+    import time
+
+    from pecmail.mail import tasks as mail_tasks
+    from pecmail.transport import outbound
+
+    settings.PEC_SMTP_HANDOFF_SESSIONS = 1
+    monkeypatch.setattr(outbound, "_handoff_executor", lambda: pytest.fail("no threads for one session"))
+    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
+    burst = [
+        mail_services.message_submit(
+            mailbox=alice,
+            to=[BOB],
+            cc=[],
+            subject=f"Offerta {n}",
+            body_text="x",
+            body_html=None,
+            attachments=[],
+        )
+        for n in range(3)
+    ]
+    outbound._reached["pec-b.test"] = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert mail_tasks.message_accept(burst[0].pk) == "accepted"
+    assert len(routed_sink.messages) == 3
+    assert set(OutboundMessage.objects.values_list("state", flat=True)) == {OutboundMessage.State.SENT}
