@@ -137,8 +137,9 @@ def inbound_process_waiting(*, inbound_id: int) -> str:
     A peer sends over few sessions, one transaction after the other, and ``pec smtpd`` commits
     each on its own when they come one at a time, so under load what waits is a queue of
     one-message tasks. The first of them to run takes up to ``BATCH_MAX`` - 1 of the waiting
-    rows along (``inbound_process_batch``): one transaction, one commit and one lock of the log
-    head for all of them. Their own tasks then find them processed. Returns this message's outcome.
+    rows along, as a batch of ``inbound_process_batch`` (``_process_chunk``): one transaction,
+    one commit and one lock of the log head for all of them. Their own tasks then find them
+    processed (and take along what waits behind them in turn). Returns this message's outcome.
     """
     waiting = _waiting(inbound_id)
     if not waiting:
