@@ -21,51 +21,14 @@ postgres://postgres@127.0.0.1:5432/pecmail) and a temporary data directory.
 from __future__ import annotations
 
 import os
-import shutil
-import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
-os.environ["PECMAIL_DATA_DIR"] = tempfile.mkdtemp(prefix="pecmail-bench-inbound-")
-os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
-os.environ.setdefault("DEBUG", "0")
-os.environ.setdefault("SECRET_KEY", "bench-inbound-" + "x" * 50)
-
-import dj_database_url  # noqa: E402
-import psycopg  # noqa: E402
+import throwaway
 
 BURST = int(os.environ.get("BENCH_BURST", "16"))
 BLOCKS = int(os.environ.get("BENCH_BLOCKS", "8"))
 
-
-def server_connection(config: dict) -> psycopg.Connection:
-    return psycopg.connect(
-        dbname="postgres",
-        user=config["USER"] or None,
-        password=config["PASSWORD"] or None,
-        host=config["HOST"] or None,
-        port=config["PORT"] or None,
-        autocommit=True,
-    )
-
-
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench/inbound_batch.py measures PostgreSQL: set DATABASE_URL=postgres://…")
-    name = f"{config['NAME']}_bench_inbound"
-    with server_connection(config) as server:
-        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        server.execute(f'CREATE DATABASE "{name}"')
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
-os.environ["DATABASE_URL"] = bench_database_url()
+throwaway.setup("inbound")
 
 import django  # noqa: E402
 
@@ -83,15 +46,6 @@ from pecmail.certification.models import ProviderLogHead  # noqa: E402
 from pecmail.mail import services as mail_services  # noqa: E402
 from pecmail.transport import incoming, outbound, services, tasks  # noqa: E402
 from pecmail.transport.models import InboundMessage  # noqa: E402
-
-
-def backend_cpu() -> float:
-    """CPU seconds of this connection's PostgreSQL backend (it runs on this machine)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def register(identity) -> None:  # noqa: ANN001 - a certification.pki.ProviderIdentity
@@ -147,12 +101,12 @@ def process(ids: list[int], *, batched: bool) -> tuple[float, float, float, int]
         incoming._waiting = lambda inbound_id: []
     head = ProviderLogHead._meta.db_table
     try:
-        backend = backend_cpu()
+        backend = throwaway.backend_cpu()
         cpu, wall = time.process_time(), time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
             outcomes = [tasks.inbound_process(pk) for pk in ids]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        backend = backend_cpu() - backend
+        backend = throwaway.backend_cpu() - backend
     finally:
         incoming._waiting = waiting
     locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
@@ -181,32 +135,15 @@ def main() -> None:
     assert left == 0, f"{left} inbound messages left unprocessed"
     assert log_verify().ok
 
-    def per_message(batched: bool, index: int) -> float:
-        return statistics.median(r[index] for r in results[batched]) / BURST * 1000
-
     print(
         f"PostgreSQL {connection.pg_version}, queues of {BURST} envelopes, {BLOCKS} queues each way, "
         f"BATCH_MAX {incoming.BATCH_MAX}"
     )
-    print("per envelope (median of the queues)     one by one    batched   ratio")
-    for label, index in (
-        ("wall time, ms", 0),
-        ("CPU of this process, ms", 1),
-        ("CPU of its PostgreSQL backend, ms", 2),
-    ):
-        one, many = per_message(False, index), per_message(True, index)
-        print(f"  {label:<36} {one:10.2f} {many:10.2f}   {many / one:5.2f}")
-    one = statistics.median(r[3] for r in results[False])
-    many = statistics.median(r[3] for r in results[True])
-    print(f"  {'log head locks per queue':<36} {one:10.0f} {many:10.0f}")
+    throwaway.report(results, size=BURST, unit="envelope", group="queue")
 
 
 if __name__ == "__main__":
     try:
         main()
     finally:
-        connection.close()
-        config = dj_database_url.parse(os.environ["DATABASE_URL"])
-        with server_connection(config) as server:
-            server.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}"')
-        shutil.rmtree(os.environ["PECMAIL_DATA_DIR"], ignore_errors=True)
+        throwaway.teardown()
