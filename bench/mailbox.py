@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
 
 import dj_database_url  # noqa: E402
-import psycopg  # noqa: E402
+import throwaway  # noqa: E402 - bench/throwaway.py
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "100000"))
 PAGE = 50
@@ -36,15 +36,7 @@ def bench_database_url() -> str:
     if config["ENGINE"] != "django.db.backends.postgresql":
         sys.exit("bench/mailbox.py measures PostgreSQL: set DATABASE_URL=postgres://…")
     name = f"{config['NAME']}_bench_mailbox"
-    server = psycopg.connect(
-        dbname="postgres",
-        user=config["USER"] or None,
-        password=config["PASSWORD"] or None,
-        host=config["HOST"] or None,
-        port=config["PORT"] or None,
-        autocommit=True,
-    )
-    with server:
+    with throwaway.server_connection(config) as server:
         exists = server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             server.execute(f'CREATE DATABASE "{name}"')

@@ -1,5 +1,6 @@
 """A throw-away PostgreSQL database and data directory for the benchmarks that run pecmail in
-their own process (``accept_batch.py``, ``inbound_batch.py``).
+their own process (``accept_batch.py``, ``inbound_batch.py``; ``mailbox.py`` keeps its database
+between runs and only uses ``server_connection``).
 
 ``setup(name)`` runs before ``django.setup()``: it points ``DATABASE_URL`` at a fresh database
 ``<DATABASE_URL name>_bench_<name>`` on the server of ``DATABASE_URL`` (default

@@ -504,6 +504,26 @@ def test_accepting_a_submission_queues_its_envelope_without_reading_back_what_it
     assert envelope_dispatch(message_id=sent.pk) == 0
 
 
+def pending_to_bob(alice, count: int) -> list[Message]:
+    """Submissions whose acceptance tasks have not run yet (a queue behind a busy worker)."""
+    from pecmail.mail import tasks as mail_tasks
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
+        return [
+            mail_services.message_submit(
+                mailbox=alice,
+                to=[BOB],
+                cc=[],
+                subject=f"Offerta {n}",
+                body_text="In allegato.",
+                body_html=None,
+                attachments=[],
+            )
+            for n in range(count)
+        ]
+
+
 def test_a_handoff_sends_its_messages_side_by_side_and_records_each(
     alice, provider_b, routed_sink, in_worker, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -515,19 +535,7 @@ def test_a_handoff_sends_its_messages_side_by_side_and_records_each(
     from pecmail.mail import tasks as mail_tasks
     from pecmail.transport import outbound
 
-    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
-    burst = [
-        mail_services.message_submit(
-            mailbox=alice,
-            to=[BOB],
-            cc=[],
-            subject=f"Offerta {n}",
-            body_text="In allegato.",
-            body_html=None,
-            attachments=[],
-        )
-        for n in range(4)
-    ]
+    burst = pending_to_bob(alice, 4)
     answering = {"now": 0, "most": 0}
     data = routed_sink.handle_DATA
 
@@ -562,19 +570,7 @@ def test_a_handoff_goes_one_message_after_the_other_with_one_session(
 
     settings.PEC_SMTP_HANDOFF_SESSIONS = 1
     monkeypatch.setattr(outbound, "_handoff_executor", lambda: pytest.fail("no threads for one session"))
-    monkeypatch.setattr(mail_tasks.message_accept, "delay_on_commit", lambda *args, **kwargs: None)
-    burst = [
-        mail_services.message_submit(
-            mailbox=alice,
-            to=[BOB],
-            cc=[],
-            subject=f"Offerta {n}",
-            body_text="x",
-            body_html=None,
-            attachments=[],
-        )
-        for n in range(3)
-    ]
+    burst = pending_to_bob(alice, 3)
     outbound._reached["pec-b.test"] = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):
         assert mail_tasks.message_accept(burst[0].pk) == "accepted"
