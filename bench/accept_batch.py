@@ -17,7 +17,6 @@ postgres://postgres@127.0.0.1:5432/pecmail) and a temporary data directory.
 from __future__ import annotations
 
 import os
-import time
 
 import throwaway
 
@@ -33,10 +32,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from pecmail.certification.log import log_verify  # noqa: E402
-from pecmail.certification.models import ProviderLogHead  # noqa: E402
 from pecmail.mail import pipeline, services, tasks  # noqa: E402
 from pecmail.mail.models import Message  # noqa: E402
 
@@ -61,21 +58,12 @@ def accept(ids: list[int], *, batched: bool) -> tuple[float, float, float, int]:
     waiting = pipeline._scan_waiting
     if not batched:
         pipeline._scan_waiting = lambda message_id: {}
-    head = ProviderLogHead._meta.db_table
     try:
-        backend = throwaway.backend_cpu()
-        cpu, wall = time.process_time(), time.perf_counter()
-        # The query log keeps the last 9,000 statements: once full, a capture would see none.
-        connection.queries_log.clear()
-        with CaptureQueriesContext(connection) as queries:
-            outcomes = [tasks.message_accept(pk) for pk in ids]
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        backend = throwaway.backend_cpu() - backend
+        outcomes, took = throwaway.measure(lambda: [tasks.message_accept(pk) for pk in ids])
     finally:
         pipeline._scan_waiting = waiting
-    locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
     assert outcomes.count("accepted") >= 1 and set(outcomes) <= {"accepted", "skipped"}, outcomes
-    return wall, cpu, backend, locks
+    return took
 
 
 def main() -> None:

@@ -37,12 +37,10 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from pecmail.certification import envelopes, testing  # noqa: E402
 from pecmail.certification.log import log_verify  # noqa: E402
-from pecmail.certification.models import ProviderLogHead  # noqa: E402
 from pecmail.mail import services as mail_services  # noqa: E402
 from pecmail.transport import incoming, outbound, services, tasks  # noqa: E402
 from pecmail.transport.models import InboundMessage  # noqa: E402
@@ -99,21 +97,12 @@ def process(ids: list[int], *, batched: bool) -> tuple[float, float, float, int]
     waiting = incoming._waiting
     if not batched:
         incoming._waiting = lambda inbound_id: []
-    head = ProviderLogHead._meta.db_table
     try:
-        backend = throwaway.backend_cpu()
-        cpu, wall = time.process_time(), time.perf_counter()
-        # The query log keeps the last 9,000 statements: once full, a capture would see none.
-        connection.queries_log.clear()
-        with CaptureQueriesContext(connection) as queries:
-            outcomes = [tasks.inbound_process(pk) for pk in ids]
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        backend = throwaway.backend_cpu() - backend
+        outcomes, took = throwaway.measure(lambda: [tasks.inbound_process(pk) for pk in ids])
     finally:
         incoming._waiting = waiting
-    locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
     assert set(outcomes) <= {"posta-certificata", "skipped"}, outcomes
-    return wall, cpu, backend, locks
+    return took
 
 
 def main() -> None:

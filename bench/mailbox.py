@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
 
-import dj_database_url  # noqa: E402
 import throwaway  # noqa: E402 - bench/throwaway.py
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "100000"))
@@ -30,20 +29,8 @@ RUNS = int(os.environ.get("BENCH_RUNS", "300"))
 BLOCKS = 10
 
 
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench/mailbox.py measures PostgreSQL: set DATABASE_URL=postgres://…")
-    name = f"{config['NAME']}_bench_mailbox"
-    with throwaway.server_connection(config) as server:
-        exists = server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            server.execute(f'CREATE DATABASE "{name}"')
-    return url.rsplit("/", 1)[0] + "/" + name
-
-
-os.environ["DATABASE_URL"] = bench_database_url()
+# Kept between runs: filling it is the slow part.
+os.environ["DATABASE_URL"] = throwaway.database("mailbox", fresh=False)
 
 import django  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A throw-away PostgreSQL database and data directory for the benchmarks that run pecmail in
 their own process (``accept_batch.py``, ``inbound_batch.py``; ``mailbox.py`` keeps its database
-between runs and only uses ``server_connection``).
+between runs: ``database("mailbox", fresh=False)``).
 
 ``setup(name)`` runs before ``django.setup()``: it points ``DATABASE_URL`` at a fresh database
 ``<DATABASE_URL name>_bench_<name>`` on the server of ``DATABASE_URL`` (default
@@ -14,6 +14,8 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -34,6 +36,22 @@ def server_connection(config: dict) -> psycopg.Connection:
     )
 
 
+def database(name: str, *, fresh: bool = True) -> str:
+    """The URL of the database ``<DATABASE_URL name>_bench_<name>`` on the server of
+    ``DATABASE_URL``: dropped and created anew (``fresh``), or created if missing and kept."""
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        sys.exit(f"bench/{Path(sys.argv[0]).name} measures PostgreSQL: set DATABASE_URL=postgres://…")
+    database = f"{config['NAME']}_bench_{name}"
+    with server_connection(config) as server:
+        if fresh:
+            server.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        if fresh or not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            server.execute(f'CREATE DATABASE "{database}"')
+    return url.rsplit("/", 1)[0] + "/" + database
+
+
 def setup(name: str) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pecmail.settings")
@@ -41,15 +59,7 @@ def setup(name: str) -> None:
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
     os.environ.setdefault("DEBUG", "0")
     os.environ.setdefault("SECRET_KEY", f"bench-{name}-" + "x" * 50)
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/pecmail"
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit(f"bench/{Path(sys.argv[0]).name} measures PostgreSQL: set DATABASE_URL=postgres://…")
-    database = f"{config['NAME']}_bench_{name}"
-    with server_connection(config) as server:
-        server.execute(f'DROP DATABASE IF EXISTS "{database}"')
-        server.execute(f'CREATE DATABASE "{database}"')
-    os.environ["DATABASE_URL"] = url.rsplit("/", 1)[0] + "/" + database
+    os.environ["DATABASE_URL"] = database(name)
 
 
 def backend_cpu() -> float:
@@ -61,6 +71,26 @@ def backend_cpu() -> float:
         pid = cursor.fetchone()[0]
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure[T](run: Callable[[], T]) -> tuple[T, tuple[float, float, float, int]]:
+    """``run()``'s result, and what it took: (wall, process CPU, backend CPU, log head locks)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from pecmail.certification.models import ProviderLogHead
+
+    head = ProviderLogHead._meta.db_table
+    backend = backend_cpu()
+    cpu, wall = time.process_time(), time.perf_counter()
+    # The query log keeps the last 9,000 statements: once full, a capture would see none.
+    connection.queries_log.clear()
+    with CaptureQueriesContext(connection) as queries:
+        result = run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    backend = backend_cpu() - backend
+    locks = sum(1 for q in queries.captured_queries if head in q["sql"] and q["sql"].startswith("SELECT seq"))
+    return result, (wall, cpu, backend, locks)
 
 
 def teardown() -> None:
